@@ -1,0 +1,1 @@
+"""Deployment: the embedded stack, AWS provisioning and the worker bootstrap."""
