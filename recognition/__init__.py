@@ -1,0 +1,1 @@
+"""Face recognition: MTCNN detection, FaceNet embeddings, a gallery, one pipeline."""
