@@ -25,3 +25,7 @@ class WeightsError(RecognitionError):
 
 class GalleryError(RecognitionError):
     """The gallery could not be read, written, or does not fit the loaded model."""
+
+
+class NoFaceError(RecognitionError):
+    """No face was found where one is required (an enrolment photo)."""
