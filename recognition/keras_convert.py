@@ -1,0 +1,659 @@
+"""Convert Sandberg's Keras FaceNet (``facenet_keras.h5``) into facenet-pytorch's
+``InceptionResnetV1``, reading the file with h5py alone (no TensorFlow, no Keras).
+
+The converter proves itself rather than trusting a name table:
+
+* every layer in the file's own ``model_config`` is accounted for, by class;
+* Keras layer names are mapped to torch modules by structure (block family and index,
+  branch number, position in the branch's chain found by walking the graph), never by
+  position in the config, which lists layers in graph order, not module order;
+* each conv, pooling and batch-norm hyper-parameter in the config is checked against
+  the torch module it lands in (kernel, stride, padding, bias, activation, axis);
+* block residual scales (the ``*_ScaleSum`` Lambda layers' ``scale`` argument) and
+  batch-norm epsilons are read from the config and set on the modules;
+* every tensor in the file is consumed exactly once with a matching shape, every
+  state key (facenet-pytorch state minus ``num_batches_tracked``) is filled exactly
+  once, and the state is loaded strictly;
+* a pure-numpy interpreter of the Keras graph, fed the raw HWIO arrays, agrees with
+  the converted torch module on a random input: the stem, the first Block35 and the
+  whole network's raw embedding, on every conversion.
+
+Anything that does not fit raises :class:`WeightsError` saying what and where.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+from facenet_pytorch import InceptionResnetV1
+from facenet_pytorch.models.inception_resnet_v1 import (
+    BasicConv2d,
+    Block8,
+    Block17,
+    Block35,
+)
+from numpy.lib.stride_tricks import sliding_window_view
+from torch import nn
+
+from recognition.errors import WeightsError
+
+# Keras block families and the facenet-pytorch attributes that hold them, in order:
+# Block8_1..5 are repeat_3[0..4] and Block8_6 is the separate final ``block8``.
+BLOCK_FAMILIES: dict[str, tuple[str, ...]] = {
+    "Block35": ("repeat_1",),
+    "Block17": ("repeat_2",),
+    "Block8": ("repeat_3", "block8"),
+}
+MIXED = {"Mixed_6a": "mixed_6a", "Mixed_7a": "mixed_7a"}
+# Layer classes whose semantics the converter and the numpy reference understand.
+KNOWN_CLASSES = frozenset({
+    "InputLayer", "Conv2D", "BatchNormalization", "Activation", "Concatenate", "Lambda",
+    "MaxPooling2D", "GlobalAveragePooling2D", "Dropout", "Dense",
+})
+# Layers checked numerically on every conversion (about 2 s): the stem isolates the
+# HWIO→OIHW layout, the first Block35 one residual block (branches, concat order,
+# scale, bias), and the bottleneck batch norm is the whole network's raw embedding.
+NUMERIC_CHECKS = ("Conv2d_1a_3x3_Activation", "Block35_1_Activation", "Bottleneck_BatchNorm")
+NUMERIC_TOLERANCE = 1e-3  # relative to the reference output's largest magnitude
+
+_BLOCK_RE = re.compile(r"^(?P<family>Block35|Block17|Block8)_(?P<index>\d+)(?:_(?P<rest>.+))?$")
+_MIXED_RE = re.compile(r"^(?P<mixed>Mixed_6a|Mixed_7a)(?:_(?P<rest>.+))?$")
+_STEM_RE = re.compile(r"^Conv2d_(?P<id>\d[a-z])_\d+x\d+$")
+_BRANCH_RE = re.compile(r"^Branch_(?P<branch>\d+)_")
+
+
+@dataclass(frozen=True)
+class KerasLayer:
+    """One layer of the Keras functional graph, as the file's config describes it."""
+
+    name: str
+    class_name: str
+    config: dict
+    inbound: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class KerasModel:
+    """The parsed h5: graph (in config order), weights by layer, every tensor path."""
+
+    layers: dict[str, KerasLayer]
+    weights: dict[str, dict[str, tuple[str, np.ndarray]]]  # layer -> short name -> (path, array)
+    tensor_paths: frozenset[str]
+    keras_version: str
+    output: str
+
+    def consumers(self, name: str) -> list[KerasLayer]:
+        """Layers that take ``name``'s output as an input."""
+        return [layer for layer in self.layers.values() if name in layer.inbound]
+
+
+@dataclass(frozen=True)
+class ConversionReport:
+    """What the conversion proved; ``summary()`` is the JSON recorded beside the weights."""
+
+    keras_version: str
+    source_tensors: int  # datasets in the h5, each consumed exactly once
+    target_keys: int  # state keys filled exactly once (num_batches_tracked excluded)
+    synthesized_gammas: int  # batch-norm weights set to 1 because the config has scale=False
+    embedding_dim: int
+    block_scales: tuple[tuple[str, float], ...]  # torch block path -> scale from the config
+    bn_eps: tuple[tuple[str, float], ...]  # torch batch-norm path -> epsilon from the config
+    numeric_checks: tuple[tuple[str, float], ...]  # Keras layer -> relative max abs diff
+
+    def module_settings(self) -> tuple[tuple[str, float], ...]:
+        """Every non-tensor module attribute the conversion set, as (``path.attr``, value)."""
+        return tuple(
+            [(f"{path}.scale", value) for path, value in self.block_scales]
+            + [(f"{path}.eps", value) for path, value in self.bn_eps]
+        )
+
+    def summary(self) -> dict:
+        """A compact JSON-able account (distinct scales per block family, distinct eps)."""
+        scales: dict[str, list[float]] = {}
+        for path, value in self.block_scales:
+            group = path.split(".")[0]
+            if value not in scales.setdefault(group, []):
+                scales[group].append(value)
+        return {
+            "keras_version": self.keras_version,
+            "source_tensors": self.source_tensors,
+            "target_keys": self.target_keys,
+            "synthesized_gammas": self.synthesized_gammas,
+            "embedding_dim": self.embedding_dim,
+            "block_scales": scales,
+            "bn_eps": sorted({value for _, value in self.bn_eps}),
+            "numeric_checks": dict(self.numeric_checks),
+        }
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def read_keras_h5(path: Path) -> KerasModel:
+    """Parse ``model_config`` and load every weight tensor of a Keras 2 h5 file."""
+    try:
+        with h5py.File(path, "r") as f:
+            return _read_open_h5(f)
+    except OSError as exc:
+        raise WeightsError(f"cannot read Keras weights {path}: {exc}") from exc
+
+
+def _read_open_h5(f: h5py.File) -> KerasModel:
+    if "model_config" not in f.attrs or "model_weights" not in f:
+        raise WeightsError(f"{f.filename} is not a whole Keras model file (no model_config)")
+    config = json.loads(_text(f.attrs["model_config"]))
+    if config.get("class_name") != "Model":
+        raise WeightsError(f"expected a functional Keras Model, found {config.get('class_name')}")
+    graph = config["config"]
+    layers: dict[str, KerasLayer] = {}
+    for entry in graph["layers"]:
+        nodes = entry.get("inbound_nodes") or []
+        if len(nodes) > 1:
+            raise WeightsError(f"layer {entry['name']} is shared; the converter expects a tree")
+        inbound = tuple(node[0] for node in nodes[0]) if nodes else ()
+        layers[entry["name"]] = KerasLayer(entry["name"], entry["class_name"],
+                                           entry["config"], inbound)
+    outputs = graph.get("output_layers") or []
+    if len(outputs) != 1:
+        raise WeightsError(f"expected one model output, found {len(outputs)}")
+
+    tensor_paths: set[str] = set()
+    f.visititems(lambda name, obj: tensor_paths.add(name) if isinstance(obj, h5py.Dataset)
+                 else None)
+    group = f["model_weights"]
+    weights: dict[str, dict[str, tuple[str, np.ndarray]]] = {}
+    for layer_name in (_text(n) for n in group.attrs["layer_names"]):
+        if layer_name not in layers:
+            raise WeightsError(f"weights for {layer_name}, which the model config lacks")
+        for weight_name in (_text(n) for n in group[layer_name].attrs["weight_names"]):
+            short = weight_name.rsplit("/", 1)[-1].split(":")[0]
+            h5_path = f"model_weights/{layer_name}/{weight_name}"
+            weights.setdefault(layer_name, {})[short] = (h5_path, np.asarray(f[h5_path]))
+    return KerasModel(layers, weights, frozenset(tensor_paths),
+                      _text(f.attrs.get("keras_version", "unknown")), outputs[0][0])
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes | np.bytes_) else str(value)
+
+
+# ----------------------------------------------------------------------------- mapping
+
+
+@dataclass
+class _Filler:
+    """Fills a state dict key by key; refuses reuse of a tensor or of a key."""
+
+    model: KerasModel
+    expected: dict[str, torch.Size]
+    filled: dict[str, torch.Tensor] = field(default_factory=dict)
+    consumed: set[str] = field(default_factory=set)
+    synthesized: int = 0
+
+    def take(self, layer: str, short: str) -> np.ndarray:
+        try:
+            path, array = self.model.weights[layer][short]
+        except KeyError:
+            raise WeightsError(f"layer {layer} has no '{short}' tensor in the file") from None
+        if path in self.consumed:
+            raise WeightsError(f"tensor {path} would be used twice")
+        self.consumed.add(path)
+        return array
+
+    def put(self, key: str, array: np.ndarray, source: str) -> None:
+        if key not in self.expected:
+            raise WeightsError(f"{source} maps to {key}, which the torch model does not have")
+        if key in self.filled:
+            raise WeightsError(f"{source} would fill {key} a second time")
+        tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+        if tensor.shape != self.expected[key]:
+            raise WeightsError(f"{source} has shape {tuple(tensor.shape)} but {key} needs "
+                               f"{tuple(self.expected[key])}")
+        self.filled[key] = tensor
+
+
+def _scope(model: nn.Module, name: str) -> tuple[str, str] | None:
+    """(torch path of the enclosing stem conv / block / mixed module, rest of the name)."""
+    if match := _BLOCK_RE.match(name):
+        paths = _family_paths(model, match["family"])
+        index = int(match["index"])
+        if not 1 <= index <= len(paths):
+            raise WeightsError(f"{name}: the torch model has {len(paths)} "
+                               f"{match['family']} blocks")
+        return paths[index - 1], match["rest"] or ""
+    if match := _MIXED_RE.match(name):
+        return MIXED[match["mixed"]], match["rest"] or ""
+    if match := _STEM_RE.match(name.removesuffix("_BatchNorm").removesuffix("_Activation")):
+        return f"conv2d_{match['id']}", ""
+    return None
+
+
+def _family_paths(model: nn.Module, family: str) -> list[str]:
+    paths: list[str] = []
+    for attr in BLOCK_FAMILIES[family]:
+        module = getattr(model, attr)
+        if isinstance(module, nn.Sequential):
+            paths += [f"{attr}.{i}" for i in range(len(module))]
+        else:
+            paths.append(attr)
+    return paths
+
+
+def _branch_prefix(name: str) -> str | None:
+    """``Block35_1_Branch_2_`` for any layer inside that branch, else None."""
+    match = re.match(r"^(.*?_Branch_\d+_)", name)
+    return match[1] if match else None
+
+
+def _chain_position(km: KerasModel, name: str) -> int:
+    """How many convs precede ``name`` in its branch, following the graph backwards."""
+    prefix = _branch_prefix(name)
+    position, current = 0, km.layers[name]
+    while len(current.inbound) == 1 and current.inbound[0].startswith(prefix or "\0"):
+        current = km.layers[current.inbound[0]]
+        position += current.class_name == "Conv2D"
+    return position
+
+
+def _conv_target(torch_model: nn.Module, km: KerasModel, name: str) -> tuple[str, bool]:
+    """(torch module path, is a BasicConv2d) for a Keras Conv2D layer."""
+    scope = _scope(torch_model, name)
+    if scope is None:
+        raise WeightsError(f"cannot place Keras conv layer {name} in InceptionResnetV1")
+    path, rest = scope
+    if not rest:  # a stem conv: conv2d_1a ... conv2d_4b
+        return path, True
+    if branch := _BRANCH_RE.match(rest):
+        path = f"{path}.branch{branch['branch']}"
+        module = torch_model.get_submodule(path)
+        position = _chain_position(km, name)
+        if isinstance(module, nn.Sequential):
+            path = f"{path}.{position}"
+        elif position != 0:
+            raise WeightsError(f"{name} is conv #{position} of its branch, but {path} "
+                               "holds a single conv")
+        return path, True
+    if rest == "Conv2d_1x1":  # a residual block's up-projection, with bias
+        return f"{path}.conv2d", False
+    raise WeightsError(f"cannot place Keras conv layer {name} in InceptionResnetV1")
+
+
+def _check_conv(name: str, cfg: dict, conv: nn.Module) -> None:
+    if not isinstance(conv, nn.Conv2d):
+        raise WeightsError(f"{name} maps to a {type(conv).__name__}, not a Conv2d")
+    kernel, strides = tuple(cfg["kernel_size"]), tuple(cfg["strides"])
+    if cfg["padding"] == "valid":
+        padding_ok = conv.padding == (0, 0)
+    else:  # Keras 'same' is symmetric only for stride 1 and odd kernels
+        padding_ok = (cfg["padding"] == "same" and strides == (1, 1)
+                      and all(k % 2 for k in kernel)
+                      and conv.padding == tuple((k - 1) // 2 for k in kernel))
+    problems = [
+        what for what, ok in [
+            ("filters", cfg["filters"] == conv.out_channels),
+            ("kernel_size", kernel == conv.kernel_size),
+            ("strides", strides == conv.stride),
+            ("padding", padding_ok),
+            ("use_bias", cfg["use_bias"] == (conv.bias is not None)),
+            ("dilation_rate", tuple(cfg["dilation_rate"]) == (1, 1) == conv.dilation),
+            ("activation", cfg["activation"] == "linear"),
+            ("data_format", cfg["data_format"] == "channels_last"),
+        ] if not ok
+    ]
+    if problems:
+        raise WeightsError(f"Keras {name} and torch {conv} differ in {', '.join(problems)}")
+
+
+def _fill_bn(filler: _Filler, layer: KerasLayer, bn: nn.Module, path: str) -> float:
+    """Fill one batch norm; return the epsilon it was given (from the config)."""
+    cfg = layer.config
+    if not isinstance(bn, nn.BatchNorm1d | nn.BatchNorm2d):
+        raise WeightsError(f"{layer.name} maps to a {type(bn).__name__}, not a batch norm")
+    if cfg["axis"] not in (-1, 3):
+        raise WeightsError(f"{layer.name} normalises axis {cfg['axis']}, not channels")
+    channels = bn.num_features
+    if cfg["scale"]:
+        gamma = filler.take(layer.name, "gamma")
+    else:  # Keras scale=False: the layer has no gamma; it multiplies by 1
+        gamma = np.ones(channels, np.float32)
+        filler.synthesized += 1
+    beta = filler.take(layer.name, "beta") if cfg["center"] else np.zeros(channels, np.float32)
+    filler.put(f"{path}.weight", gamma, f"{layer.name}/gamma")
+    filler.put(f"{path}.bias", beta, f"{layer.name}/beta")
+    filler.put(f"{path}.running_mean", filler.take(layer.name, "moving_mean"),
+               f"{layer.name}/moving_mean")
+    filler.put(f"{path}.running_var", filler.take(layer.name, "moving_variance"),
+               f"{layer.name}/moving_variance")
+    bn.eps = float(cfg["epsilon"])
+    return bn.eps
+
+
+def _branch_index(name: str) -> int:
+    match = re.search(r"_Branch_(\d+)_", name)
+    if not match:
+        raise WeightsError(f"concatenation input {name} belongs to no branch")
+    return int(match[1])
+
+
+def _head_config(km: KerasModel) -> tuple[KerasLayer, KerasLayer]:
+    """The Dense bottleneck and the batch norm after it (the model output)."""
+    dense = [layer for layer in km.layers.values() if layer.class_name == "Dense"]
+    if len(dense) != 1:
+        raise WeightsError(f"expected one Dense bottleneck layer, found {len(dense)}")
+    after = km.consumers(dense[0].name)
+    if len(after) != 1 or after[0].class_name != "BatchNormalization":
+        raise WeightsError(f"{dense[0].name} is not followed by a single batch norm")
+    if after[0].name != km.output:
+        raise WeightsError(f"the model output is {km.output}, not {after[0].name}")
+    return dense[0], after[0]
+
+
+def build_model(km: KerasModel) -> tuple[InceptionResnetV1, ConversionReport]:
+    """Build the torch model from a parsed Keras FaceNet, proving the mapping complete."""
+    unknown = sorted({layer.class_name for layer in km.layers.values()} - KNOWN_CLASSES)
+    if unknown:
+        raise WeightsError(f"Keras layer classes the converter does not understand: {unknown}")
+    dense, head_bn = _head_config(km)
+    model = InceptionResnetV1(pretrained=None, classify=False)
+    if dense.config["activation"] != "linear":
+        raise WeightsError(f"{dense.name} has activation {dense.config['activation']}")
+    model.last_linear = nn.Linear(model.last_linear.in_features, dense.config["units"],
+                                  bias=dense.config["use_bias"])
+    model.last_bn = nn.BatchNorm1d(dense.config["units"], eps=head_bn.config["epsilon"])
+    expected = {key: value.shape for key, value in model.state_dict().items()
+                if not key.endswith("num_batches_tracked")}
+    filler = _Filler(km, expected)
+    scales: dict[str, float] = {}
+    eps: dict[str, float] = {}
+    handlers: dict[str, Callable[[KerasLayer], None]] = {}
+
+    def conv(layer: KerasLayer) -> None:
+        path, basic = _conv_target(model, km, layer.name)
+        module = model.get_submodule(path)
+        if basic:
+            if not isinstance(module, BasicConv2d):
+                raise WeightsError(f"{layer.name} maps to {path}, not a BasicConv2d")
+            after = km.consumers(layer.name)
+            if [c.class_name for c in after] != ["BatchNormalization"]:
+                raise WeightsError(f"{layer.name} is not followed by exactly one batch norm")
+            path = f"{path}.conv"
+            module = module.conv
+        _check_conv(layer.name, layer.config, module)
+        kernel = filler.take(layer.name, "kernel").transpose(3, 2, 0, 1)  # HWIO -> OIHW
+        filler.put(f"{path}.weight", kernel, f"{layer.name}/kernel")
+        if layer.config["use_bias"]:
+            filler.put(f"{path}.bias", filler.take(layer.name, "bias"), f"{layer.name}/bias")
+
+    def batch_norm(layer: KerasLayer) -> None:
+        if len(layer.inbound) != 1:
+            raise WeightsError(f"{layer.name} has {len(layer.inbound)} inputs")
+        source = km.layers[layer.inbound[0]]
+        if source.class_name == "Dense":
+            path = "last_bn"
+        elif source.class_name == "Conv2D":
+            basic, is_basic = _conv_target(model, km, source.name)
+            if not is_basic:
+                raise WeightsError(f"{layer.name} follows a residual conv; torch has none there")
+            relu = km.consumers(layer.name)
+            if [(c.class_name, c.config.get("activation")) for c in relu] != [
+                    ("Activation", "relu")]:
+                raise WeightsError(f"{layer.name} is not followed by exactly one ReLU")
+            path = f"{basic}.bn"
+        else:
+            raise WeightsError(f"{layer.name} follows a {source.class_name}")
+        eps[path] = _fill_bn(filler, layer, model.get_submodule(path), path)
+
+    def dense_layer(layer: KerasLayer) -> None:
+        kernel = filler.take(layer.name, "kernel").T  # (in, out) -> (out, in)
+        filler.put("last_linear.weight", kernel, f"{layer.name}/kernel")
+        if layer.config["use_bias"]:
+            filler.put("last_linear.bias", filler.take(layer.name, "bias"), f"{layer.name}/bias")
+
+    def scale_sum(layer: KerasLayer) -> None:
+        scope = _scope(model, layer.name)
+        if scope is None or scope[1] != "ScaleSum" or not _BLOCK_RE.match(layer.name):
+            raise WeightsError(f"Lambda layer {layer.name} is not a residual block's ScaleSum")
+        path = scope[0]
+        residual_conv = layer.name.removesuffix("ScaleSum") + "Conv2d_1x1"
+        if len(layer.inbound) != 2 or layer.inbound[1] != residual_conv:
+            raise WeightsError(f"{layer.name} does not add {residual_conv} to the block input")
+        if path in scales:
+            raise WeightsError(f"two ScaleSum layers for {path}")
+        block = model.get_submodule(path)
+        block.scale = float(layer.config["arguments"]["scale"])
+        scales[path] = block.scale
+        after = km.consumers(layer.name)
+        has_relu = [(c.class_name, c.config.get("activation")) for c in after] == [
+            ("Activation", "relu")]
+        torch_relu = not (isinstance(block, Block8) and block.noReLU)
+        if has_relu != torch_relu:
+            raise WeightsError(f"{layer.name}: ReLU after the block is {has_relu} in Keras "
+                               f"but {torch_relu} in torch ({path})")
+
+    def max_pool(layer: KerasLayer) -> None:
+        scope = _scope(model, layer.name)
+        if layer.name == "MaxPool_3a_3x3":
+            path = "maxpool_3a"
+        elif scope and (branch := _BRANCH_RE.match(scope[1])):
+            path = f"{scope[0]}.branch{branch['branch']}"
+        else:
+            raise WeightsError(f"cannot place pooling layer {layer.name}")
+        pool = model.get_submodule(path)
+        cfg = layer.config
+        if not (isinstance(pool, nn.MaxPool2d) and cfg["padding"] == "valid"
+                and pool.padding == 0 and not pool.ceil_mode
+                and tuple(cfg["pool_size"]) == (pool.kernel_size,) * 2
+                and tuple(cfg["strides"]) == (pool.stride,) * 2):
+            raise WeightsError(f"Keras {layer.name} {cfg} does not match torch {path} {pool}")
+
+    def concatenate(layer: KerasLayer) -> None:
+        if layer.config["axis"] not in (-1, 3):
+            raise WeightsError(f"{layer.name} concatenates along axis {layer.config['axis']}")
+        order = [_branch_index(name) for name in layer.inbound]
+        if order != list(range(len(order))):  # torch.cat((x0, x1, ...)) in branch order
+            raise WeightsError(f"{layer.name} concatenates branches in order {order}")
+
+    def activation(layer: KerasLayer) -> None:
+        if layer.config["activation"] != "relu":
+            raise WeightsError(f"{layer.name} is {layer.config['activation']}, not ReLU")
+
+    def structural(layer: KerasLayer) -> None:
+        """Input, global average pooling and dropout carry no weights; eval() ignores dropout."""
+
+    handlers.update({
+        "Conv2D": conv, "BatchNormalization": batch_norm, "Dense": dense_layer,
+        "Lambda": scale_sum, "MaxPooling2D": max_pool, "Concatenate": concatenate,
+        "Activation": activation, "InputLayer": structural,
+        "GlobalAveragePooling2D": structural, "Dropout": structural,
+    })
+    for layer in km.layers.values():
+        handlers[layer.class_name](layer)
+
+    _prove_complete(km, model, filler, scales, eps)
+    state = {key: value for key, value in model.state_dict().items()
+             if key.endswith("num_batches_tracked")}
+    state.update(filler.filled)
+    model.load_state_dict(state, strict=True)
+    model.eval()  # the heads swapped in above start in training mode
+    report = ConversionReport(
+        keras_version=km.keras_version,
+        source_tensors=len(filler.consumed),
+        target_keys=len(filler.filled),
+        synthesized_gammas=filler.synthesized,
+        embedding_dim=dense.config["units"],
+        block_scales=tuple(sorted(scales.items(), key=lambda kv: _module_order(model, kv[0]))),
+        bn_eps=tuple(sorted(eps.items(), key=lambda kv: _module_order(model, kv[0]))),
+        numeric_checks=(),
+    )
+    return model, report
+
+
+def _prove_complete(km: KerasModel, model: nn.Module, filler: _Filler,
+                    scales: dict[str, float], eps: dict[str, float]) -> None:
+    unused = sorted(km.tensor_paths - filler.consumed)
+    if unused:
+        raise WeightsError(f"{len(unused)} tensors in the file were not used, e.g. {unused[:3]}")
+    missing = sorted(set(filler.expected) - set(filler.filled))
+    if missing:
+        raise WeightsError(f"{len(missing)} torch state keys were not filled, e.g. {missing[:3]}")
+    blocks = {name for name, module in model.named_modules()
+              if isinstance(module, Block35 | Block17 | Block8)}
+    if blocks != set(scales):
+        raise WeightsError(f"blocks without a scale from the file: {sorted(blocks - set(scales))}")
+    norms = {name for name, module in model.named_modules()
+             if isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d)}
+    if norms != set(eps):
+        raise WeightsError(f"batch norms without an epsilon from the file: "
+                           f"{sorted(norms - set(eps))[:3]}")
+
+
+def _module_order(model: nn.Module, path: str) -> int:
+    return [name for name, _ in model.named_modules()].index(path)
+
+
+# ----------------------------------------------------------------------------- numpy reference
+
+
+def numpy_forward(km: KerasModel, x: np.ndarray, until: str) -> np.ndarray:
+    """Run the Keras graph in numpy (NHWC, raw HWIO arrays from the file) up to ``until``.
+
+    An independent reference: it shares nothing with the torch mapping but the file.
+    The ScaleSum Lambdas are Sandberg's ``inputs[0] + inputs[1] * scale``.
+    """
+    values: dict[str, np.ndarray] = {}
+    for layer in km.layers.values():
+        inputs = [values[name] for name in layer.inbound]
+        values[layer.name] = _numpy_layer(km, layer, inputs, x)
+        if layer.name == until:
+            return values[layer.name]
+    raise WeightsError(f"no layer named {until}")
+
+
+def _numpy_layer(km: KerasModel, layer: KerasLayer, inputs: list[np.ndarray],
+                 x: np.ndarray) -> np.ndarray:
+    cfg, weights = layer.config, km.weights.get(layer.name, {})
+    kind = layer.class_name
+    if kind == "InputLayer":
+        return x.astype(np.float64)
+    if kind == "Conv2D":
+        out = _np_conv(inputs[0], weights["kernel"][1], tuple(cfg["strides"]), cfg["padding"])
+        return out + weights["bias"][1] if cfg["use_bias"] else out
+    if kind == "BatchNormalization":
+        gamma = weights["gamma"][1] if cfg["scale"] else 1.0
+        beta = weights["beta"][1] if cfg["center"] else 0.0
+        mean, var = weights["moving_mean"][1], weights["moving_variance"][1]
+        return (inputs[0] - mean) / np.sqrt(var + cfg["epsilon"]) * gamma + beta
+    if kind == "Activation":
+        return np.maximum(inputs[0], 0.0)
+    if kind == "Concatenate":
+        return np.concatenate(inputs, axis=-1)
+    if kind == "Lambda":
+        return inputs[0] + inputs[1] * cfg["arguments"]["scale"]
+    if kind == "MaxPooling2D":
+        (ph, pw), (sh, sw) = cfg["pool_size"], cfg["strides"]
+        windows = sliding_window_view(inputs[0], (ph, pw), axis=(1, 2))[:, ::sh, ::sw]
+        return windows.max(axis=(-2, -1))
+    if kind == "GlobalAveragePooling2D":
+        return inputs[0].mean(axis=(1, 2))
+    if kind == "Dropout":
+        return inputs[0]
+    if kind == "Dense":
+        out = inputs[0] @ weights["kernel"][1]
+        return out + weights["bias"][1] if cfg["use_bias"] else out
+    raise WeightsError(f"numpy reference cannot run {kind}")
+
+
+def _np_conv(x: np.ndarray, kernel: np.ndarray, strides: tuple[int, int],
+             padding: str) -> np.ndarray:
+    """NHWC convolution with an HWIO kernel, TensorFlow's 'same'/'valid' padding."""
+    kh, kw, cin, cout = kernel.shape
+    if padding == "same":
+        pads = []
+        for size, k, s in ((x.shape[1], kh, strides[0]), (x.shape[2], kw, strides[1])):
+            total = max((-(-size // s) - 1) * s + k - size, 0)
+            pads.append((total // 2, total - total // 2))
+        x = np.pad(x, ((0, 0), *pads, (0, 0)))
+    windows = sliding_window_view(x, (kh, kw), axis=(1, 2))[:, ::strides[0], ::strides[1]]
+    n, ho, wo = windows.shape[:3]
+    patches = windows.transpose(0, 1, 2, 4, 5, 3).reshape(n * ho * wo, kh * kw * cin)
+    return (patches @ kernel.reshape(kh * kw * cin, cout)).reshape(n, ho, wo, cout)
+
+
+# The torch model's forward, split into named stages, to read intermediate outputs.
+_TORCH_STAGES = ("conv2d_1a", "conv2d_2a", "conv2d_2b", "maxpool_3a", "conv2d_3b",
+                 "conv2d_4a", "conv2d_4b", "repeat_1", "mixed_6a", "repeat_2", "mixed_7a",
+                 "repeat_3", "block8")
+
+
+def _torch_stages(model: InceptionResnetV1) -> Iterator[tuple[str, nn.Module]]:
+    for name in _TORCH_STAGES:
+        module = getattr(model, name)
+        if isinstance(module, nn.Sequential):
+            yield from ((f"{name}.{i}", child) for i, child in enumerate(module))
+        else:
+            yield name, module
+
+
+def torch_forward(model: InceptionResnetV1, x: np.ndarray, until: str) -> np.ndarray:
+    """Run the torch model on NHWC ``x`` up to module ``until`` (or ``last_bn``: the
+    un-normalised embedding); return NHWC (or N x D)."""
+    with torch.inference_mode():
+        t = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32))
+        for name, module in _torch_stages(model):
+            t = module(t)
+            if name == until:
+                return t.permute(0, 2, 3, 1).double().numpy()
+        if until != "last_bn":
+            raise WeightsError(f"no torch stage named {until}")
+        t = model.last_bn(model.last_linear(model.avgpool_1a(t).flatten(1)))
+        return t.double().numpy()
+
+
+def torch_stage_for(layer: str, model: InceptionResnetV1) -> str:
+    """The torch stage whose output equals Keras layer ``layer``'s output."""
+    if layer == "Bottleneck_BatchNorm":
+        return "last_bn"
+    stem = _STEM_RE.match(layer.removesuffix("_Activation"))
+    if stem:
+        return f"conv2d_{stem['id']}"
+    scope = _scope(model, layer)
+    if scope and (scope[1] in ("Activation", "ScaleSum") or layer in MIXED):
+        return scope[0]
+    raise WeightsError(f"no torch stage corresponds to Keras layer {layer}")
+
+
+def numeric_check(km: KerasModel, model: InceptionResnetV1, layers: tuple[str, ...],
+                  seed: int = 0, batch: int = 1) -> tuple[tuple[str, float], ...]:
+    """Compare the numpy reference and the torch model on a random input at each layer.
+
+    Returns (layer, max abs diff / max abs reference value); raises WeightsError when one
+    exceeds NUMERIC_TOLERANCE.
+    """
+    x = np.random.default_rng(seed).standard_normal((batch, 160, 160, 3))
+    results = []
+    for layer in layers:
+        ref = numpy_forward(km, x, layer)
+        got = torch_forward(model, x, torch_stage_for(layer, model))
+        if ref.shape != got.shape:
+            raise WeightsError(f"{layer}: numpy shape {ref.shape} vs torch {got.shape}")
+        diff = float(np.abs(ref - got).max() / max(np.abs(ref).max(), 1e-12))
+        if not diff <= NUMERIC_TOLERANCE:
+            raise WeightsError(f"{layer}: torch output differs from the numpy reference by "
+                               f"{diff:.2e} (relative); the conversion is wrong")
+        results.append((layer, diff))
+    return tuple(results)
+
+
+def convert(h5_path: Path) -> tuple[InceptionResnetV1, ConversionReport]:
+    """Convert ``facenet_keras.h5`` into an eval-mode InceptionResnetV1 and its report."""
+    km = read_keras_h5(h5_path)
+    model, report = build_model(km)
+    checks = numeric_check(km, model, NUMERIC_CHECKS)
+    return model, replace(report, numeric_checks=checks)
