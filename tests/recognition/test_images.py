@@ -32,7 +32,8 @@ def _pattern(width: int = 64, height: int = 48) -> Image.Image:
 @pytest.mark.parametrize(
     ("mode", "fmt"),
     [("L", "PNG"), ("LA", "PNG"), ("RGBA", "PNG"), ("P", "PNG"), ("P", "GIF"),
-     ("CMYK", "JPEG"), ("CMYK", "TIFF"), ("1", "BMP"), ("RGB", "WEBP"), ("I", "TIFF"), ("I;16", "PNG")],
+     ("CMYK", "JPEG"), ("CMYK", "TIFF"), ("1", "BMP"), ("RGB", "WEBP"), ("I", "TIFF"),
+     ("I;16", "PNG")],
 )
 def test_modes_become_rgb(mode: str, fmt: str) -> None:
     data = _encode(_pattern().convert(mode), fmt)

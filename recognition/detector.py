@@ -1,0 +1,114 @@
+"""Face detection with facenet-pytorch's MTCNN (weights ship inside the wheel).
+
+Every face is returned (``keep_all``) with its box, five landmarks and probability,
+most confident first. Very large images are detected on a downscaled copy (MTCNN's
+image pyramid grows with the pixel count) and the boxes mapped back; crops are always
+cut from the full-resolution image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from facenet_pytorch import MTCNN
+from PIL import Image
+
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One face: ``box`` (x1, y1, x2, y2) in image pixels, ``landmarks`` (5 x (x, y))."""
+
+    box: Box
+    probability: float
+    landmarks: tuple[tuple[float, float], ...]
+
+    @property
+    def area(self) -> float:
+        """Box area in square pixels."""
+        return max(0.0, self.box[2] - self.box[0]) * max(0.0, self.box[3] - self.box[1])
+
+
+class Detector:
+    """MTCNN wrapper returning :class:`Detection` lists and fixed-size face crops.
+
+    ``margin`` follows facenet-pytorch's convention: pixels of context added around the
+    box, measured in the ``image_size`` output crop. ``min_probability`` drops weak
+    detections that MTCNN's last stage (threshold 0.7) still lets through.
+    """
+
+    def __init__(
+        self, *, image_size: int = 160, margin: int = 10, min_face_size: int = 20,
+        thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
+        min_probability: float = 0.9, max_side: int = 1600, device: str = "cpu",
+    ) -> None:
+        self.image_size = image_size
+        self.margin = margin
+        self.min_face_size = min_face_size
+        self.min_probability = min_probability
+        self.max_side = max_side
+        self._mtcnn = MTCNN(
+            image_size=image_size, margin=margin, min_face_size=min_face_size,
+            thresholds=list(thresholds), keep_all=True, select_largest=False,
+            post_process=False, device=torch.device(device),
+        ).eval()
+
+    def detect(self, image: Image.Image) -> list[Detection]:
+        """All faces in an RGB image, most confident first (empty list if none)."""
+        if min(image.size) < self.min_face_size:
+            return []  # MTCNN's pyramid would be empty (and it crashes on that)
+        scale = max(image.size) / self.max_side
+        small = image
+        if scale > 1.0:
+            size = (round(image.width / scale), round(image.height / scale))
+            small = image.resize(size, Image.Resampling.BILINEAR)
+        else:
+            scale = 1.0
+        with torch.inference_mode():
+            boxes, probs, points = self._mtcnn.detect(small, landmarks=True)
+        if boxes is None:
+            return []
+        found = [
+            Detection(
+                box=_clip(tuple(float(v) * scale for v in box), image.size),
+                probability=float(prob),
+                landmarks=tuple((float(x) * scale, float(y) * scale) for x, y in point),
+            )
+            for box, prob, point in zip(boxes, probs, points, strict=True)
+            if prob is not None and float(prob) >= self.min_probability
+        ]
+        return sorted(found, key=lambda d: d.probability, reverse=True)
+
+    def crop(self, image: Image.Image, detection: Detection) -> np.ndarray:
+        """The face with margin, resized to ``image_size`` square: uint8 H x W x 3."""
+        x1, y1, x2, y2 = detection.box
+        size = self.image_size
+        # Same arithmetic as facenet_pytorch.extract_face: margin is in output pixels.
+        mx = self.margin * (x2 - x1) / (size - self.margin)
+        my = self.margin * (y2 - y1) / (size - self.margin)
+        box = (
+            int(max(x1 - mx / 2, 0)), int(max(y1 - my / 2, 0)),
+            int(min(x2 + mx / 2, image.width)), int(min(y2 + my / 2, image.height)),
+        )
+        if box[2] <= box[0] or box[3] <= box[1]:
+            box = (0, 0, image.width, image.height)  # degenerate box: whole image
+        face = image.crop(box).resize((size, size), Image.Resampling.BILINEAR)
+        return np.asarray(face, dtype=np.uint8)
+
+    def crops(self, image: Image.Image, detections: Sequence[Detection]) -> np.ndarray:
+        """Crops of several detections stacked: uint8 N x H x W x 3."""
+        size = self.image_size
+        if not detections:
+            return np.zeros((0, size, size, 3), dtype=np.uint8)
+        return np.stack([self.crop(image, d) for d in detections])
+
+
+def _clip(box: tuple[float, ...], size: tuple[int, int]) -> Box:
+    width, height = size
+    x1, y1, x2, y2 = box
+    return (min(max(x1, 0.0), width), min(max(y1, 0.0), height),
+            min(max(x2, 0.0), width), min(max(y2, 0.0), height))
