@@ -60,6 +60,8 @@ def translate_backend_error(exc: BaseException) -> ApiError | None:
         return ApiError(404, "unknown_request", f"{exc}")
     if name == "TaskFailed":
         return task_failed(exc)
+    if name == "InvalidUpload":
+        return invalid_upload(exc)
     if isinstance(exc, ClientError):
         code = str(exc.response.get("Error", {}).get("Code", ""))
         if code in MISSING_RESOURCE_CODES:
@@ -73,19 +75,32 @@ def translate_backend_error(exc: BaseException) -> ApiError | None:
     return None
 
 
+# Failure codes that mean "this upload cannot be used" (the client should change it).
+IMAGE_FAULT_KINDS = frozenset({"BadImage", "InvalidEnrolment", "ImageError", "NoFaceError"})
+IMAGE_FAULT_CODES = frozenset({"empty", "truncated", "not_an_image", "too_large",
+                               "unsupported", "no_face", "invalid_enrolment", "bad_name"})
+
+
 def task_failed(exc: BaseException) -> ApiError:
     """A failed task: the image's fault (400) when the worker says so, else 502."""
     message = str(exc) or "the worker failed"
-    code = getattr(exc, "code", None) or ""
-    lowered = message.lower()
-    image_fault = code in {"empty", "truncated", "not_an_image", "too_large", "unsupported",
-                           "no_face", "ImageError", "NoFaceError"} or any(
-        word in lowered for word in ("imageerror", "not an image", "truncated", "no face",
-                                     "noface", "cannot identify"))
-    if image_fault:
-        return ApiError(400, "bad_image", f"The worker could not use this image: {message}")
-    return ApiError(502, "task_failed", f"The recognition task failed: {message}. Retry; if it "
-                    "keeps failing the message may be in the dead-letter queue.")
+    code = str(getattr(exc, "code", "") or "")
+    kind = str(getattr(exc, "kind", "") or "")
+    if kind in IMAGE_FAULT_KINDS or code in IMAGE_FAULT_CODES:
+        return ApiError(400, code or "bad_image",
+                        f"The worker could not use this image: {message}")
+    if code == "dead_letter":
+        return ApiError(502, code, f"{message}. The message was moved to the dead-letter "
+                        "queue; check the image, or the worker logs if other images fail too.")
+    return ApiError(502, code or "task_failed", f"The recognition task failed: {message}. "
+                    "Retry; if it keeps failing, check the worker logs.")
+
+
+def invalid_upload(exc: BaseException) -> ApiError:
+    """The task client refused the upload before queuing it (400, or 413 for size)."""
+    code = str(getattr(exc, "code", "") or "invalid_upload")
+    status = 413 if code in {"too_large", "too_many_pixels"} else 400
+    return ApiError(status, code, str(exc))
 
 
 def _endpoint() -> str:

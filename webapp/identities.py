@@ -77,7 +77,7 @@ def enroll(name: str) -> tuple[Response, int]:
             mapped = translate_backend_error(exc)
             if mapped is None:
                 raise
-            if mapped.code == "bad_image":
+            if mapped.status == 400:
                 mapped.message = (f"Could not enrol {name!r}: {exc}. Each photo must show "
                                   "the person's face clearly; nothing was enrolled.")
             raise mapped from None

@@ -1,0 +1,96 @@
+"""Pure units of the web tier: upload validation, names, fleet-state parsing."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from PIL import Image
+
+from webapp.errors import ApiError
+from webapp.fleet_state import FleetStateError, parse_fleet_state, unpublished
+from webapp.uploads import safe_filename, stem_of, validate_identity_name, validate_image
+
+
+def _png(width: int = 8, height: int = 6) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 10, 10)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("test_000.jpg", "test_000.jpg"),
+    ("../../etc/passwd", "passwd"),
+    ("C:\\photos\\me.png", "me.png"),
+    ("my photo (1).jpg", "my_photo_1_.jpg"),
+    ("ÉLodie.jpg", "Lodie.jpg"),
+    ("", "upload.jpg"),
+    (None, "upload.jpg"),
+    ("...", "upload.jpg"),
+])
+def test_safe_filename(raw: str | None, expected: str) -> None:
+    assert safe_filename(raw) == expected
+
+
+def test_stem_of() -> None:
+    assert stem_of("test_000.jpg") == "test_000"
+    assert stem_of("archive.tar.gz") == "archive.tar"
+    assert stem_of("noext") == "noext"
+
+
+def test_validate_image_accepts_png() -> None:
+    upload = validate_image(_png(), "a.png", field="image", max_bytes=10_000, max_pixels=100)
+    assert (upload.width, upload.height, upload.format, upload.stem) == (8, 6, "PNG", "a")
+
+
+@pytest.mark.parametrize(("data", "max_bytes", "max_pixels", "status", "code"), [
+    (b"", 10_000, 100, 400, "empty_file"),
+    (b"hello, I am text renamed .jpg", 10_000, 100, 400, "not_an_image"),
+    (_png(), 10, 100, 413, "too_large"),
+    (_png(20, 20), 10_000, 100, 413, "too_many_pixels"),
+])
+def test_validate_image_refuses(data: bytes, max_bytes: int, max_pixels: int, status: int,
+                                code: str) -> None:
+    with pytest.raises(ApiError) as info:
+        validate_image(data, "x.jpg", field="image", max_bytes=max_bytes, max_pixels=max_pixels)
+    assert (info.value.status, info.value.code) == (status, code)
+    assert "x.jpg" in info.value.message
+
+
+@pytest.mark.parametrize("name", ["Paul", "Mary-Jane O.Neil", "a", "x" * 64, "r2_d2"])
+def test_identity_names_allowed(name: str) -> None:
+    assert validate_identity_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", " ", "x" * 65, "a/b", "bob;drop", "名前"])
+def test_identity_names_refused(name: str) -> None:
+    with pytest.raises(ApiError) as info:
+        validate_identity_name(name)
+    assert info.value.status == 400
+
+
+def test_fleet_state_parsed_and_aged() -> None:
+    raw = json.dumps({"updated_at": 100.0, "desired": 3, "max": 15, "mode": "embedded",
+                      "instances": [{"id": "i-1", "state": "running"}],
+                      "decisions": [{"desired": d} for d in range(80)]}).encode()
+    state = parse_fleet_state(raw, now=110.0, stale_after=30.0)
+    assert (state["desired"], state["max"], len(state["instances"])) == (3, 15, 1)
+    assert len(state["decisions"]) == 50 and state["decisions"][-1] == {"desired": 79}
+    assert state["autoscaler"]["age_s"] == 10.0 and not state["autoscaler"]["stale"]
+    assert state["autoscaler"]["controller"] == {"mode": "embedded"}
+    assert parse_fleet_state(raw, now=200.0, stale_after=30.0)["autoscaler"]["stale"]
+
+
+@pytest.mark.parametrize("raw", [b"not json", b"[]", b'{"desired": 1}',
+                                 b'{"updated_at": "yesterday"}',
+                                 b'{"updated_at": 1, "instances": {}}'])
+def test_fleet_state_refuses_bad_objects(raw: bytes) -> None:
+    with pytest.raises(FleetStateError):
+        parse_fleet_state(raw, now=0.0, stale_after=30.0)
+
+
+def test_unpublished_has_placeholders() -> None:
+    state = unpublished("none yet")
+    assert state["instances"] == [] and state["desired"] is None and state["max"] is None
+    assert state["autoscaler"] == {"published": False, "reason": "none yet"}
