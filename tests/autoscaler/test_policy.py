@@ -1,0 +1,92 @@
+"""The pure policy: table of observations → desired count and reason."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from autoscaler.fleet import FleetCounts
+from autoscaler.metrics import QueueLoad
+from autoscaler.policy import Decision, History, Observation, decide, recommend
+from config.autoscaler import AutoscalerSettings
+
+S = AutoscalerSettings(max_instances=15, idle_grace_s=1.0, scale_in_window_s=2.0)
+
+
+def obs(now: float, load: tuple[int, int] | None, running: int = 0, pending: int = 0,
+        stopped: int = 0) -> Observation:
+    return Observation(now, None if load is None else QueueLoad(*load),
+                       FleetCounts(running, pending, stopped, 0))
+
+
+@pytest.mark.parametrize(("o", "history", "settings", "desired", "reason"), [
+    # scale-out from zero, immediately, to ceil(load / per-instance)
+    (obs(10, (1, 0)), History(), S, 1, "scale-out"),
+    (obs(10, (7, 3)), History(), S, 10, "scale-out"),
+    (obs(10, (100, 0)), History(), S, 15, "capped at max"),
+    (obs(10, (9, 0)), History(), replace(S, backlog_per_instance=4), 3, "scale-out"),
+    # pending instances count as capacity: no repeated scale-out while they boot
+    (obs(10, (5, 0), pending=5), History(), S, 5, "at recommendation"),
+    (obs(10, (8, 0), running=2, pending=3), History(), S, 8, "scale-out"),
+    # all booting and load fell: they are kept (in-flight/grace rules)
+    (obs(10, (0, 0), pending=4), History(last_busy=9.5), S, 4, "grace"),
+    # a failed read holds the current size, never reads as zero
+    (obs(10, None, running=6), History(last_busy=0), S, 6, "unknown: hold"),
+    (obs(10, None), History(), S, 0, "unknown: hold"),
+    # to zero only after the idle grace
+    (obs(10, (0, 0), running=15), History(last_busy=9.5), S, 15, "grace"),
+    (obs(10, (0, 0), running=15), History(last_busy=9.0), S, 0, "to min"),
+    (obs(10, (0, 0), running=3), History(last_busy=9.0), replace(S, min_instances=2), 2,
+     "to min"),
+    # a first observation of an idle queue starts the grace now (restart-safe)
+    (obs(10, (0, 0), running=5), History(), S, 5, "grace"),
+    # scale-in never below in-flight work
+    (obs(10, (0, 6), running=15), History(((5.0, 15),), 9.9), S, 6, "scale-in"),
+    # stabilisation: the window's highest recommendation holds
+    (obs(10, (0, 6), running=15), History(((9.0, 12),), 9.9), S, 12, "scale-in"),
+    (obs(10, (0, 6), running=15), History(((9.0, 15),), 9.9), S, 15, "held"),
+    # min instances respected while busy
+    (obs(10, (0, 1), running=4), History(last_busy=9.9), replace(S, min_instances=3), 3,
+     "scale-in"),
+    # edge: max 1
+    (obs(10, (50, 0)), History(), replace(S, max_instances=1, warm_pool_size=1), 1,
+     "capped"),
+    # more active than max (max lowered under a running fleet): trimmed
+    (obs(10, (20, 0), running=15), History(), replace(S, max_instances=10,
+                                                      warm_pool_size=10), 10, "trim"),
+])
+def test_decide(o: Observation, history: History, settings: AutoscalerSettings, desired: int,
+                reason: str) -> None:
+    d = decide(o, history, settings)
+    assert d.desired == desired, d.reason
+    assert reason in d.reason
+    assert settings.min_instances <= d.desired <= settings.max_instances
+
+
+def test_window_forgets_old_recommendations() -> None:
+    old = History(((7.0, 15), (8.5, 10)), last_busy=9.9)
+    d = decide(obs(10, (0, 2), running=15), old, S)
+    assert d.desired == 10  # 15 is older than the 2 s window, 10 is inside it
+    assert [t for t, _ in d.history.recommendations] == [8.5, 10]
+
+
+def test_burst_then_drain_sequence() -> None:
+    """Walk a burst: out to max at once, hold while busy, zero after the grace."""
+    h = History()
+    current = 0
+    seen: list[Decision] = []
+    trace = [(0.0, (100, 0)), (0.5, (85, 15)), (1.0, (40, 15)), (1.5, (0, 15)),
+             (2.0, (0, 4)), (3.6, (0, 4)), (4.0, (0, 0)), (4.7, (0, 0))]
+    for now, load in trace:
+        d = decide(obs(now, load, running=current), h, S)
+        h, current = d.history, d.desired
+        seen.append(d)
+    assert [d.desired for d in seen] == [15, 15, 15, 15, 15, 4, 4, 0]
+    assert seen[0].action == "scale-out" and seen[-1].action == "scale-in"
+
+
+def test_recommend_bounds() -> None:
+    assert recommend(0, S) == 0
+    assert recommend(10**9, S) == 15
+    assert recommend(0, replace(S, min_instances=2)) == 2
