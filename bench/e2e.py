@@ -1,0 +1,222 @@
+"""End-to-end cost of the serving path on a warm stack, against the in-process recognizer
+measured in the same run on the same machine (DESIGN.md §8).
+
+    make up                      # or: python -m deploy.stack up
+    python -m bench.e2e --url http://127.0.0.1:8000
+
+1. Latency of one request at a time: ``POST /api/v1/recognitions`` on the stack vs
+   ``Recognizer.recognize`` of the same bytes in this process, interleaved so both see
+   the same machine. Bars: p50 ≤ in-process p50 + 60 ms; p99 ≤ in-process p99 + 200 ms.
+2. Saturation throughput: the reference protocol (``POST /``) with enough concurrent
+   clients to keep every worker busy, vs the in-process recognizer run by as many
+   processes as the stack has cores (one torch thread each, like the workers).
+   Bar: stack ≥ 0.85 × in-process.
+
+The in-process recognizer is built from the same settings (environment) as the stack,
+so it loads the same weights and gallery. Writes ``results/e2e.json`` and
+``results/e2e.png`` and prints a one-line verdict; exit 1 when a bar is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import sys
+import time
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from bench.workload import percentile, run_workload, summarize
+
+DEFAULT_ZIP = Path(__file__).resolve().parents[2] / "shared/data/cse546/face_images_1000.zip"
+P50_BAR_S, P99_BAR_S, THROUGHPUT_BAR = 0.060, 0.200, 0.85
+
+
+def load_image(path: Path | None) -> tuple[str, bytes]:
+    """The probe image: ``path``, or ``test_000.jpg`` from the CSE546 zip."""
+    if path is not None:
+        return path.name, path.read_bytes()
+    if not DEFAULT_ZIP.exists():
+        raise SystemExit(f"error: no --image given and {DEFAULT_ZIP} is absent")
+    with zipfile.ZipFile(DEFAULT_ZIP) as archive:
+        return "test_000.jpg", archive.read("face_images_1000/test_000.jpg")
+
+
+def stats(values: Sequence[float]) -> dict[str, float]:
+    """mean/p50/p95/p99/min/max of seconds."""
+    return {"mean": sum(values) / len(values), "p50": percentile(values, 50),
+            "p95": percentile(values, 95), "p99": percentile(values, 99),
+            "min": min(values), "max": max(values)}
+
+
+def single_latency(url: str, recognizer: Any, name: str, data: bytes, n: int,
+                   warmup: int) -> dict[str, Any]:
+    """Interleave n stack requests and n in-process recognitions; seconds per call."""
+    from tqdm import tqdm
+
+    session = requests.Session()
+    stack, local, breakdown = [], [], []
+    for i in tqdm(range(warmup + n), desc="single requests", unit="req", file=sys.stderr):
+        started = time.perf_counter()
+        recognizer.recognize(data)
+        in_process = time.perf_counter() - started
+        started = time.perf_counter()
+        response = session.post(url + "/api/v1/recognitions", files={"image": (name, data)},
+                                timeout=60)
+        through_stack = time.perf_counter() - started
+        if response.status_code != 200:
+            raise SystemExit(f"error: the stack answered {response.status_code}: "
+                             f"{response.text[:300]}")
+        if i >= warmup:
+            local.append(in_process)
+            stack.append(through_stack)
+            breakdown.append(response.json().get("timings", {}))
+    session.close()
+    keys = sorted({k for t in breakdown for k in t})
+    medians = {k: percentile([t[k] for t in breakdown if k in t], 50) for k in keys}
+    return {"n": n, "stack_s": stats(stack), "in_process_s": stats(local),
+            "stack_timings_median_s": medians, "stack_samples_s": stack,
+            "in_process_samples_s": local}
+
+
+def _inprocess_worker(args: tuple[str, bytes, int, float]) -> tuple[int, float, float]:
+    """Child: load a recognizer (1 torch thread), then recognise until the deadline."""
+    _name, data, _index, duration = args
+    from config.settings import Settings
+    from recognition.pipeline import Recognizer
+
+    recognizer = Recognizer.from_settings(Settings.from_env())
+    for _ in range(3):
+        recognizer.recognize(data)
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < duration:
+        recognizer.recognize(data)
+        count += 1
+    return count, started, time.perf_counter()
+
+
+def inprocess_throughput(name: str, data: bytes, processes: int,
+                         duration: float) -> dict[str, Any]:
+    """Images/s of ``processes`` recognizer processes running flat out for ``duration`` s."""
+    ctx = multiprocessing.get_context("spawn")  # torch must not cross a fork
+    with ctx.Pool(processes) as pool:
+        parts = pool.map(_inprocess_worker, [(name, data, i, duration) for i in
+                                             range(processes)])
+    rates = [count / (end - start) for count, start, end in parts]
+    return {"processes": processes, "duration_s": duration, "per_process_rps": rates,
+            "rps": sum(rates)}
+
+
+def stack_throughput(url: str, name: str, data: bytes, n: int,
+                     concurrency: int) -> dict[str, Any]:
+    """Requests/s through the stack's reference protocol at ``concurrency`` clients."""
+    run_workload(url + "/", [(name, data)], {}, min(n, 2 * concurrency), concurrency,
+                 progress=False)  # warm every worker and keep-alive connection
+    outcomes, duration = run_workload(url + "/", [(name, data)], {}, n, concurrency)
+    summary = summarize(outcomes, duration)
+    return {"requests": n, "concurrency": concurrency, "rps": summary["throughput_rps"],
+            "failed": summary["failed"], "latency_s": summary["latency_s"]}
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    """Latency CDFs (left) and throughput bars (right)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    single = result["single"]
+    for key, label in (("in_process_samples_s", "in-process"), ("stack_samples_s", "stack")):
+        values = sorted(1000 * v for v in single[key])
+        left.plot(values, [(i + 1) / len(values) for i in range(len(values))], label=label)
+    left.set_xlabel("latency of one request (ms)")
+    left.set_ylabel("fraction of requests")
+    left.set_title(f"p50 overhead {1000 * result['overhead_s']['p50']:.0f} ms "
+                   f"(bar {1000 * P50_BAR_S:.0f}), p99 {1000 * result['overhead_s']['p99']:.0f}"
+                   f" ms (bar {1000 * P99_BAR_S:.0f})")
+    left.legend()
+    sat = result["saturation"]
+    right.bar(["in-process", "stack"], [sat["in_process"]["rps"], sat["stack"]["rps"]],
+              color=["#4c72b0", "#55a868"])
+    right.axhline(THROUGHPUT_BAR * sat["in_process"]["rps"], color="#c44e52", linestyle="--",
+                  label=f"bar {THROUGHPUT_BAR:.2f}x in-process")
+    right.set_ylabel("images per second")
+    right.set_title(f"saturation: stack / in-process = {sat['ratio']:.2f}")
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(prog="python -m bench.e2e", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", default="http://127.0.0.1:8000", help="warm stack's web tier")
+    parser.add_argument("--image", type=Path, help="probe image (default CSE546 test_000)")
+    parser.add_argument("--single", type=int, default=40, help="single-request samples")
+    parser.add_argument("--warmup", type=int, default=5, help="samples discarded first")
+    parser.add_argument("--requests", type=int, default=200, help="saturation requests")
+    parser.add_argument("--concurrency", type=int, default=16, help="saturation clients")
+    parser.add_argument("--cores", type=int, default=os.cpu_count() or 1,
+                        help="in-process recognizer processes (the stack's cores)")
+    parser.add_argument("--duration", type=float, default=15.0,
+                        help="seconds each in-process recognizer runs")
+    parser.add_argument("--out", type=Path, default=Path("results"), help="results folder")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run both measurements; 0 when every bar is met, 1 otherwise."""
+    args = parse_args(argv)
+    url = args.url.rstrip("/")
+    try:
+        health = requests.get(url + "/healthz", timeout=10)
+    except requests.ConnectionError:
+        print(f"error: nothing answers at {url}; start the stack with `make up`",
+              file=sys.stderr)
+        return 2
+    if health.status_code != 200:
+        print(f"error: the stack is not healthy: {health.text[:300]}", file=sys.stderr)
+        return 2
+    name, data = load_image(args.image)
+
+    from config.settings import Settings
+    from recognition.pipeline import Recognizer
+
+    recognizer = Recognizer.from_settings(Settings.from_env())
+    single = single_latency(url, recognizer, name, data, args.single, args.warmup)
+    del recognizer  # free its cores' memory before the throughput runs
+    in_process = inprocess_throughput(name, data, args.cores, args.duration)
+    stack = stack_throughput(url, name, data, args.requests, args.concurrency)
+    overhead = {q: single["stack_s"][q] - single["in_process_s"][q] for q in ("p50", "p99")}
+    ratio = stack["rps"] / in_process["rps"]
+    result = {
+        "url": url, "image": name, "cores": args.cores,
+        "single": single, "overhead_s": overhead,
+        "saturation": {"in_process": in_process, "stack": stack, "ratio": ratio},
+        "bars": {"p50_overhead_s": P50_BAR_S, "p99_overhead_s": P99_BAR_S,
+                 "throughput_ratio": THROUGHPUT_BAR},
+        "passed": {"p50": overhead["p50"] <= P50_BAR_S, "p99": overhead["p99"] <= P99_BAR_S,
+                   "throughput": ratio >= THROUGHPUT_BAR and stack["failed"] == 0},
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "e2e.json").write_text(json.dumps(result, indent=2) + "\n")
+    plot(result, args.out / "e2e.png")
+    print(f"e2e: single request p50 {1000 * single['stack_s']['p50']:.0f} ms vs in-process "
+          f"{1000 * single['in_process_s']['p50']:.0f} ms (+{1000 * overhead['p50']:.0f}, bar "
+          f"+60), p99 +{1000 * overhead['p99']:.0f} ms (bar +200); saturation "
+          f"{stack['rps']:.1f} vs {in_process['rps']:.1f} img/s = {ratio:.2f}x (bar 0.85); "
+          f"{'PASS' if all(result['passed'].values()) else 'FAIL'} -> {args.out}/e2e.json")
+    return 0 if all(result["passed"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
