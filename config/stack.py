@@ -1,0 +1,44 @@
+"""Settings of the embedded stack (``python -m deploy.stack``), from the environment.
+
+Addresses come from the parts' own settings, so there is one variable per address:
+the embedded AWS endpoint from ``FACEFLEET_AWS_ENDPOINT`` (:mod:`config.settings`; the
+stack starts moto's server on that loopback port) and the web tier from
+``FACEFLEET_WEB_BIND`` (:mod:`config.web`).
+
+| variable | default | meaning |
+| --- | --- | --- |
+| FACEFLEET_WORKERS | 2 | Celery worker processes started by the stack |
+| FACEFLEET_STACK_DIR | .stack | state file and logs of a detached stack |
+| FACEFLEET_STACK_START_TIMEOUT | 180 | seconds to wait for every part to be ready |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from config.env import get_float, get_int, get_str
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    """Process counts and the state folder of the embedded stack."""
+
+    # Two single-process workers: one can reload its model after a crash while the
+    # other keeps serving; more only compete for this machine's two cores.
+    workers: int = 2
+    state_dir: Path = Path(".stack")
+    start_timeout: float = 180.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> StackSettings:
+        """Read and validate every variable; raise ConfigError naming the bad one."""
+        env = os.environ if env is None else env
+        return cls(
+            workers=get_int(env, "FACEFLEET_WORKERS", cls.workers, minimum=0, maximum=64),
+            state_dir=Path(get_str(env, "FACEFLEET_STACK_DIR", str(cls.state_dir))),
+            start_timeout=get_float(env, "FACEFLEET_STACK_START_TIMEOUT", cls.start_timeout,
+                                    minimum=1, maximum=3600),
+        )

@@ -1,0 +1,289 @@
+"""RecognitionClient: submit images, await or collect results (the web tier's only door).
+
+    client = RecognitionClient(settings)
+    request_id = client.submit(data, "face.jpg")     # image -> input bucket, task -> SQS
+    result = client.wait(request_id, timeout=30)     # ResultTimeout / TaskFailed
+    client.get(request_id)                           # None while pending
+
+Awaiting: with the completion signal (default) the client owns an SQS reply queue
+(:mod:`tasks.completion`); ``wait`` sleeps until the worker's signal, then reads the
+result from S3 (the source of truth), and polls S3 every
+``FACEFLEET_SIGNAL_FALLBACK_POLL`` seconds in case a signal is lost. Without it,
+``wait`` is Celery's ``AsyncResult.get`` (an S3 poll every 0.5 s).
+
+Thread-safe: one client serves every request thread of a web process. After a fork
+the child makes its own reply queue on first use.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import re
+import threading
+import time
+import uuid
+from pathlib import PurePosixPath
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError as BotoClientError
+from celery.exceptions import TimeoutError as CeleryTimeout
+from celery.result import AsyncResult
+
+from config.serving import ServingSettings
+from config.settings import Settings
+from tasks.completion import REPLY_HEADER, ReplyListener, reap_stale_reply_queues
+from tasks.errors import (
+    InvalidUpload,
+    QueueDepth,
+    ResultTimeout,
+    TaskFailed,
+    UnknownRequest,
+)
+from tasks.factory import make_app
+from tasks.results import StoredResult, fetch_result
+
+log = logging.getLogger(__name__)
+
+RECOGNIZE = "facefleet.recognize"
+ENROLL = "facefleet.enroll"
+#: Request ids this client makes: 32 hex digits (uuid4().hex).
+REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")
+#: Characters kept in object keys and stems; anything else becomes "_".
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+#: Prefix of enrolment photos in the input bucket.
+ENROL_PREFIX = "enrol/"
+
+
+def safe_filename(filename: str) -> str:
+    """The base name of ``filename`` with only [A-Za-z0-9._-] (1..128 chars)."""
+    base = PurePosixPath(filename.replace("\\", "/")).name
+    cleaned = _UNSAFE.sub("_", base).strip("._")[:128]
+    return cleaned or "image"
+
+
+def stem_of(filename: str) -> str:
+    """The label object's key: the file name without its extension (``test_00``)."""
+    return PurePosixPath(safe_filename(filename)).stem or "image"
+
+
+class RecognitionClient:
+    """Submits recognition and enrolment tasks and awaits their S3-backed results."""
+
+    def __init__(self, settings: Settings | None = None,
+                 serving: ServingSettings | None = None, *,
+                 completion_signal: bool | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        self.serving = serving or ServingSettings.from_env()
+        self.completion_signal = (self.serving.completion_signal if completion_signal is None
+                                  else completion_signal)
+        self.app = make_app(self.settings, self.serving)
+        # One pool slot per waiting thread keeps 100+ concurrent waits from queueing on
+        # connections; short timeouts so a dead endpoint fails a request, never hangs it.
+        config = Config(max_pool_connections=256, connect_timeout=5, read_timeout=30,
+                        retries={"max_attempts": 3, "mode": "standard"})
+        self._s3 = boto3.client("s3", config=config, **self.settings.boto3_kwargs())
+        self._sqs = boto3.client("sqs", config=config, **self.settings.boto3_kwargs())
+        self._queue_url: str | None = None
+        self._listener: ReplyListener | None = None
+        self._listener_pid = 0
+        self._lock = threading.Lock()
+        self._closed = False
+        atexit.register(self.close)
+
+    # ---- submitting --------------------------------------------------------------
+
+    def submit(self, data: bytes, filename: str) -> str:
+        """Put the image in the input bucket and queue its recognition; return its id.
+
+        Raises InvalidUpload (empty, too large) before anything is stored.
+        """
+        self._check_upload(data, filename)
+        request_id = uuid.uuid4().hex
+        key = f"{request_id}/{safe_filename(filename)}"
+        self._s3.put_object(Bucket=self.settings.input_bucket, Key=key, Body=data)
+        self._send(RECOGNIZE, [self.settings.input_bucket, key, request_id,
+                               stem_of(filename)], request_id)
+        return request_id
+
+    def enroll(self, name: str, images: list[tuple[bytes, str]],
+               timeout: float) -> dict[str, Any]:
+        """Enrol ``images`` (bytes, filename) under ``name``; wait for the worker.
+
+        Returns ``{"name", "enrolled", "photos"}``; raises InvalidUpload, TaskFailed
+        (bad photo, bad name) or ResultTimeout.
+        """
+        if not images:
+            raise InvalidUpload("no_images", "Send at least one photo to enrol.")
+        for data, filename in images:
+            self._check_upload(data, filename)
+        request_id = uuid.uuid4().hex
+        keys = []
+        for index, (data, filename) in enumerate(images):
+            key = f"{ENROL_PREFIX}{request_id}/{index:03d}-{safe_filename(filename)}"
+            self._s3.put_object(Bucket=self.settings.input_bucket, Key=key, Body=data)
+            keys.append(key)
+        self._send(ENROLL, [name, self.settings.input_bucket, keys], request_id)
+        return self.wait(request_id, timeout)
+
+    def _check_upload(self, data: bytes, filename: str) -> None:
+        if not data:
+            raise InvalidUpload("empty", f"The file {filename!r} is empty; send an image.")
+        limit = self.settings.max_upload_bytes
+        if len(data) > limit:
+            raise InvalidUpload(
+                "too_large", f"The file {filename!r} has {len(data)} bytes; the limit is "
+                f"{limit} (FACEFLEET_MAX_UPLOAD_BYTES). Send a smaller image.")
+
+    def _send(self, task: str, args: list[Any], request_id: str) -> None:
+        headers = {}
+        listener = self._reply_listener()
+        if listener is not None:
+            listener.expect(request_id)
+            headers[REPLY_HEADER] = listener.url
+        self.app.send_task(task, args=args, task_id=request_id, headers=headers)
+
+    # ---- results -----------------------------------------------------------------
+
+    def get(self, request_id: str) -> dict[str, Any] | None:
+        """The result of ``request_id``; None while pending.
+
+        Raises TaskFailed if it failed, UnknownRequest if no such request exists.
+        """
+        stored = self._fetch(request_id)
+        if stored is None or not stored.ready:
+            if not self._exists(request_id):
+                raise UnknownRequest(f"No request {request_id!r} was submitted here.")
+            return None
+        return self._unwrap(request_id, stored)
+
+    def wait(self, request_id: str, timeout: float) -> dict[str, Any]:
+        """Block until ``request_id`` has a result (at most ``timeout`` seconds)."""
+        if not REQUEST_ID.fullmatch(request_id):
+            raise UnknownRequest(f"{request_id!r} is not a request id of this service.")
+        if not self.completion_signal:
+            return self._wait_celery(request_id, timeout)
+        deadline = time.monotonic() + timeout
+        listener = self._reply_listener()
+        event = listener.expect(request_id) if listener is not None else None
+        try:
+            while True:
+                stored = self._fetch(request_id)
+                if stored is not None and stored.ready:
+                    return self._unwrap(request_id, stored)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ResultTimeout(
+                        f"request {request_id} has no result after {timeout:g} s")
+                pause = min(remaining, self.serving.signal_fallback_poll)
+                if event is None or not listener.alive:
+                    pause = min(remaining, self.serving.result_poll_interval)
+                    time.sleep(pause)
+                elif event.wait(pause):
+                    event.clear()
+        finally:
+            if listener is not None:
+                listener.forget(request_id)
+
+    def _wait_celery(self, request_id: str, timeout: float) -> dict[str, Any]:
+        """Celery's own await: ``AsyncResult.get`` polling S3 (for comparison)."""
+        result = AsyncResult(request_id, app=self.app)
+        try:
+            result.get(timeout=timeout, interval=self.serving.result_poll_interval,
+                       propagate=False, disable_sync_subtasks=False)
+        except CeleryTimeout:
+            raise ResultTimeout(
+                f"request {request_id} has no result after {timeout:g} s") from None
+        stored = self._fetch(request_id)
+        if stored is None:
+            raise ResultTimeout(f"request {request_id} has no stored result")
+        return self._unwrap(request_id, stored)
+
+    def _fetch(self, request_id: str) -> StoredResult | None:
+        if not REQUEST_ID.fullmatch(request_id):
+            raise UnknownRequest(f"{request_id!r} is not a request id of this service.")
+        return fetch_result(self._s3, self.settings.output_bucket, request_id)
+
+    def _exists(self, request_id: str) -> bool:
+        """True when an image of ``request_id`` is in the input bucket."""
+        for prefix in (f"{request_id}/", f"{ENROL_PREFIX}{request_id}/"):
+            page = self._s3.list_objects_v2(Bucket=self.settings.input_bucket, Prefix=prefix,
+                                            MaxKeys=1)
+            if page.get("KeyCount", 0):
+                return True
+        return False
+
+    @staticmethod
+    def _unwrap(request_id: str, stored: StoredResult) -> dict[str, Any]:
+        if stored.failed:
+            raise TaskFailed(str(stored.value), code=stored.error_code,
+                             kind=stored.error_type)
+        value = stored.value
+        if not isinstance(value, dict):
+            raise TaskFailed(f"request {request_id} returned {value!r}, not a result")
+        return value
+
+    # ---- queue and lifecycle -----------------------------------------------------
+
+    def queue_depth(self) -> QueueDepth:
+        """Messages waiting and in flight on the request queue (SQS's approximations)."""
+        attrs = self._sqs.get_queue_attributes(
+            QueueUrl=self._request_queue_url(),
+            AttributeNames=["ApproximateNumberOfMessages",
+                            "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return QueueDepth(visible=int(attrs.get("ApproximateNumberOfMessages", 0)),
+                          in_flight=int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)))
+
+    def _request_queue_url(self) -> str:
+        if self._queue_url is None:
+            self._queue_url = self.app.conf.broker_transport_options["predefined_queues"][
+                self.settings.queue]["url"]
+        return self._queue_url
+
+    @property
+    def reply_queue_url(self) -> str | None:
+        """URL of this process's reply queue (None until first use, or when disabled)."""
+        listener = self._listener
+        return listener.url if listener is not None and self._listener_pid == os.getpid() \
+            else None
+
+    def _reply_listener(self) -> ReplyListener | None:
+        if not self.completion_signal or self._closed:
+            return None
+        pid = os.getpid()
+        if self._listener is not None and self._listener_pid == pid:
+            return self._listener
+        with self._lock:
+            if self._listener is None or self._listener_pid != pid:
+                try:
+                    self._listener = ReplyListener(
+                        self._sqs, self.serving.reply_queue_prefix,
+                        self.serving.wait_time_seconds or 20, self.serving.reply_queue_ttl)
+                except BotoClientError as exc:
+                    # Without a reply queue wait() polls S3: slower, still correct.
+                    log.warning("no completion signal (reply queue not created): %s", exc)
+                    self.completion_signal = False
+                    return None
+                self._listener_pid = pid
+                threading.Thread(target=self._reap, name="facefleet-reaper",
+                                 daemon=True).start()
+            return self._listener
+
+    def _reap(self) -> None:
+        try:
+            reap_stale_reply_queues(self._sqs, self.serving.reply_queue_prefix,
+                                    self.serving.reply_queue_ttl)
+        except BotoClientError as exc:
+            log.info("could not look for stale reply queues: %s", exc)
+
+    def close(self) -> None:
+        """Delete this process's reply queue (idempotent; also run at exit)."""
+        self._closed = True
+        listener, self._listener = self._listener, None
+        if listener is not None and self._listener_pid == os.getpid():
+            listener.close()
+        atexit.unregister(self.close)

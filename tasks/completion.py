@@ -1,0 +1,230 @@
+"""The completion signal: a per-web-process SQS reply queue that workers notify.
+
+Celery's S3 backend can only be polled (``AsyncResult.get`` sleeps 0.5 s between
+polls), which adds up to half a second to every request. Instead each client process
+owns one reply queue; its name travels in the task message's headers; the worker,
+after Celery has written the result to S3, sends a tiny message ``{"id", "state"}``
+there; a background thread long-polls the queue and wakes the waiter, which then
+reads the result from S3 -- S3 stays the source of truth, and a lost signal only
+costs a fallback poll.
+
+Reply queues are deleted when their client closes; a queue whose heartbeat tag is
+older than the TTL (its process died) is removed by :func:`reap_stale_reply_queues`,
+which clients and the provisioner call.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+log = logging.getLogger(__name__)
+
+#: Message header naming the reply queue URL (becomes ``task.request.facefleet_reply_to``).
+REPLY_HEADER = "facefleet_reply_to"
+ROLE_TAG = "facefleet:role"
+CREATED_TAG = "facefleet:created"
+HEARTBEAT_TAG = "facefleet:heartbeat"
+#: Signals nobody waited for (202 flows) are forgotten after this many seconds.
+UNCLAIMED_TTL = 300.0
+
+
+def notify(sqs: Any, queue_url: str | None, request_id: str, state: str) -> bool:
+    """Tell the reply queue at ``queue_url`` that ``request_id`` finished; never raises.
+
+    Returns False when the signal could not be sent (queue gone, endpoint down): the
+    waiter then finds the result by polling S3.
+    """
+    if not queue_url:
+        return False
+    body = json.dumps({"id": request_id, "state": state})
+    try:
+        sqs.send_message(QueueUrl=queue_url, MessageBody=body)
+    except (BotoCoreError, ClientError) as exc:
+        log.info("completion signal for %s not sent to %s: %s", request_id, queue_url, exc)
+        return False
+    return True
+
+
+def is_stale(tags: dict[str, str], now: float, ttl: float) -> bool:
+    """True when a reply queue's last heartbeat (or creation) is older than ``ttl``."""
+    if tags.get(ROLE_TAG) != "reply":
+        return False
+    stamp = tags.get(HEARTBEAT_TAG) or tags.get(CREATED_TAG)
+    try:
+        last = float(stamp) if stamp is not None else 0.0
+    except ValueError:
+        last = 0.0
+    return now - last > ttl
+
+
+def reap_stale_reply_queues(sqs: Any, prefix: str, ttl: float,
+                            now: float | None = None) -> list[str]:
+    """Delete reply queues under ``prefix`` whose owner stopped heart-beating.
+
+    Returns the URLs deleted. Errors on single queues are logged and skipped (another
+    process may be reaping the same queue).
+    """
+    now = time.time() if now is None else now
+    deleted = []
+    for url in _list_queue_urls(sqs, prefix):
+        try:
+            tags = sqs.list_queue_tags(QueueUrl=url).get("Tags", {})
+            if is_stale(tags, now, ttl):
+                sqs.delete_queue(QueueUrl=url)
+                deleted.append(url)
+        except ClientError as exc:
+            log.info("could not reap reply queue %s: %s", url, exc)
+    if deleted:
+        log.info("removed %d stale reply queue(s)", len(deleted))
+    return deleted
+
+
+def _list_queue_urls(sqs: Any, prefix: str) -> Iterable[str]:
+    kwargs: dict[str, Any] = {"QueueNamePrefix": prefix, "MaxResults": 1000}
+    while True:
+        page = sqs.list_queues(**kwargs)
+        yield from page.get("QueueUrls", [])
+        token = page.get("NextToken")
+        if not token:
+            return
+        kwargs["NextToken"] = token
+
+
+def reply_queue_name(prefix: str) -> str:
+    """A unique, SQS-legal queue name for this process (host, pid, random part)."""
+    host = "".join(c if c.isalnum() or c in "-_" else "-" for c in socket.gethostname())[:32]
+    return f"{prefix}{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"[:80]
+
+
+class ReplyListener:
+    """Owns one reply queue and a daemon thread that long-polls it.
+
+    ``expect(id)`` before sending a task, then ``wait(id, timeout)``; ``close()``
+    deletes the queue.
+    """
+
+    def __init__(self, sqs: Any, prefix: str, wait_time_seconds: int, ttl: float,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._sqs = sqs
+        self._wait = max(1, min(20, wait_time_seconds))
+        self._ttl = ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._events: dict[str, threading.Event] = {}
+        self._unclaimed: dict[str, float] = {}
+        self._stop = threading.Event()
+        self.name = reply_queue_name(prefix)
+        now = str(int(clock()))
+        self.url: str = sqs.create_queue(
+            QueueName=self.name,
+            # Signals are useless after a minute (SQS's minimum retention); replies to
+            # a dead process then vanish by themselves.
+            Attributes={"MessageRetentionPeriod": "60"},
+            tags={ROLE_TAG: "reply", CREATED_TAG: now, HEARTBEAT_TAG: now},
+        )["QueueUrl"]
+        self._last_heartbeat = clock()
+        self._thread = threading.Thread(target=self._run, name="facefleet-replies",
+                                        daemon=True)
+        self._thread.start()
+        self.received = 0
+
+    # ---- waiter side -------------------------------------------------------------
+
+    def expect(self, request_id: str) -> threading.Event:
+        """Register interest in ``request_id`` (call before the task is sent)."""
+        with self._lock:
+            event = self._events.get(request_id)
+            if event is None:
+                event = self._events[request_id] = threading.Event()
+                if self._unclaimed.pop(request_id, None) is not None:
+                    event.set()
+            return event
+
+    def forget(self, request_id: str) -> None:
+        """Drop the registration of ``request_id`` (its waiter is done)."""
+        with self._lock:
+            self._events.pop(request_id, None)
+
+    @property
+    def alive(self) -> bool:
+        """True while the listening thread runs."""
+        return self._thread.is_alive() and not self._stop.is_set()
+
+    # ---- listener thread ---------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                response = self._sqs.receive_message(
+                    QueueUrl=self.url, MaxNumberOfMessages=10, WaitTimeSeconds=self._wait)
+            except (BotoCoreError, ClientError) as exc:
+                if self._stop.is_set():
+                    return
+                # Waiters fall back to polling S3 meanwhile; retry after a pause.
+                log.warning("reply queue %s: %s; retrying in 1 s", self.name, exc)
+                self._stop.wait(1.0)
+                continue
+            messages = response.get("Messages", [])
+            if messages:
+                self._deliver(messages)
+            self._heartbeat()
+
+    def _deliver(self, messages: list[dict[str, Any]]) -> None:
+        now = self._clock()
+        with self._lock:
+            for message in messages:
+                try:
+                    request_id = str(json.loads(message["Body"])["id"])
+                except (ValueError, KeyError, TypeError):
+                    log.warning("ignoring a malformed completion signal: %r",
+                                message.get("Body", "")[:200])
+                    continue
+                self.received += 1
+                event = self._events.get(request_id)
+                if event is not None:
+                    event.set()
+                else:
+                    self._unclaimed[request_id] = now
+            for request_id, at in list(self._unclaimed.items()):
+                if now - at > UNCLAIMED_TTL:
+                    del self._unclaimed[request_id]
+        entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                   for i, m in enumerate(messages)]
+        try:
+            self._sqs.delete_message_batch(QueueUrl=self.url, Entries=entries)
+        except (BotoCoreError, ClientError) as exc:
+            # Undeleted signals come back after the visibility timeout: harmless.
+            log.info("could not delete completion signals: %s", exc)
+
+    def _heartbeat(self) -> None:
+        now = self._clock()
+        if now - self._last_heartbeat < self._ttl / 4:
+            return
+        self._last_heartbeat = now
+        try:
+            self._sqs.tag_queue(QueueUrl=self.url, Tags={HEARTBEAT_TAG: str(int(now))})
+        except (BotoCoreError, ClientError) as exc:
+            log.info("reply queue heartbeat failed: %s", exc)
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop the thread and delete the queue (idempotent)."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        try:
+            self._sqs.delete_queue(QueueUrl=self.url)
+        except (BotoCoreError, ClientError) as exc:
+            log.info("could not delete reply queue %s: %s", self.url, exc)
+        # The thread is in a long poll; it ends when the poll returns (or fails now
+        # that the queue is gone). It is a daemon, so a stuck poll cannot block exit.
+        self._thread.join(timeout)

@@ -1,0 +1,41 @@
+"""The ``facefleet.recognize`` task: an image in S3 in, faces and a label out."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from recognition.errors import ImageError
+from tasks import app
+from tasks.base import FacefleetTask
+from tasks.errors import BadImage
+from tasks.storage import read_image, write_label
+from tasks.worker import state
+
+
+@app.task(name="facefleet.recognize", base=FacefleetTask, bind=True)
+def recognize(self: FacefleetTask, bucket: str, key: str, request_id: str,
+              stem: str) -> dict[str, Any]:
+    """Recognise ``s3://bucket/key``; write the label object; return the JSON result.
+
+    Returns ``Recognition.to_dict()`` plus ``request_id``, ``stem``, ``image`` and
+    ``timings.fetch``/``timings.store``. An unusable image fails with BadImage (its
+    ImageError code kept), which is stored and acked -- never retried.
+    """
+    worker = state()
+    # Picks up enrolments and removals made since the last task (cheap, rate-limited).
+    worker.recognizer.refresh_gallery()
+    started = time.perf_counter()
+    data = read_image(worker.s3, bucket, key)
+    fetched = time.perf_counter()
+    try:
+        recognition = worker.recognizer.recognize(data)
+    except ImageError as exc:
+        raise BadImage(str(exc), exc.code) from None
+    recognized = time.perf_counter()
+    write_label(worker.s3, worker.settings.output_bucket, stem, recognition.label)
+    result = recognition.to_dict()
+    result["timings"].update(fetch=round(fetched - started, 4),
+                             store=round(time.perf_counter() - recognized, 4))
+    result.update(request_id=request_id, stem=stem, image={"bucket": bucket, "key": key})
+    return result

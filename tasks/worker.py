@@ -1,0 +1,110 @@
+"""Per-process worker state: the recognizer and AWS clients, loaded once per process.
+
+The recognizer (weights, MTCNN, gallery) is built before the first task:
+in each pool child on ``worker_process_init`` (prefork), or in the worker process on
+``worker_init`` (solo and threads pools). The parent of a prefork pool never loads it,
+so every child starts from a clean torch state after the fork.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from celery import signals
+
+from config.serving import ServingSettings
+from config.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerState:
+    """What every task in this process shares."""
+
+    settings: Settings
+    serving: ServingSettings
+    s3: Any
+    sqs: Any
+    recognizer: Any
+    load_seconds: float
+
+
+_state: WorkerState | None = None
+_lock = threading.Lock()
+
+
+def aws_clients(settings: Settings) -> tuple[Any, Any]:
+    """S3 and SQS clients for this process (boto3 clients must not cross a fork)."""
+    config = Config(retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=16)
+    s3 = boto3.client("s3", config=config, **settings.boto3_kwargs())
+    sqs = boto3.client("sqs", config=config, **settings.boto3_kwargs())
+    return s3, sqs
+
+
+def preload(settings: Settings | None = None,
+            serving: ServingSettings | None = None) -> WorkerState:
+    """Build this process's state once (idempotent, thread-safe) and return it."""
+    global _state
+    if _state is not None:
+        return _state
+    with _lock:
+        if _state is None:
+            settings = settings or Settings.from_env()
+            serving = serving or ServingSettings.from_env()
+            from recognition.pipeline import Recognizer  # deferred: imports torch
+
+            started = time.perf_counter()
+            s3, sqs = aws_clients(settings)
+            recognizer = Recognizer.from_settings(settings, s3_client=s3)
+            elapsed = time.perf_counter() - started
+            log.info("recognizer loaded in %.2f s (weights %s)", elapsed, settings.weights)
+            _state = WorkerState(settings, serving, s3, sqs, recognizer, elapsed)
+    return _state
+
+
+def state() -> WorkerState:
+    """This process's state, loading it now if no signal did (first task)."""
+    return _state if _state is not None else preload()
+
+
+def _pool_is_prefork(pool_cls: Any) -> bool:
+    name = pool_cls if isinstance(pool_cls, str) else getattr(pool_cls, "__module__", "")
+    return "prefork" in str(name) or str(name) == "processes"
+
+
+@signals.worker_init.connect
+def _preload_in_worker(sender: Any = None, **_: Any) -> None:
+    # solo/threads pools run tasks in this process: load before consuming starts.
+    if sender is not None and not _pool_is_prefork(getattr(sender, "pool_cls", "prefork")):
+        _preload_from_app(sender.app)
+
+
+@signals.worker_process_init.connect
+def _preload_in_child(**_: Any) -> None:
+    from tasks import app  # the app ``celery -A tasks worker`` runs
+
+    _preload_from_app(app)
+
+
+def _preload_from_app(app: Any) -> None:
+    preload(getattr(app, "facefleet_settings", None), getattr(app, "facefleet_serving", None))
+
+
+# ---- the worker's main process (prefork parent): SQS calls for lost tasks ----------
+
+_main_sqs: Any = None
+
+
+def main_process_sqs(settings: Settings) -> Any:
+    """An SQS client for the main process (requeue and signals of lost tasks)."""
+    global _main_sqs
+    if _main_sqs is None:
+        _main_sqs = aws_clients(settings)[1]
+    return _main_sqs
