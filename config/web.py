@@ -9,8 +9,8 @@
 |   |   | per process; beyond it the web tier answers 503 + Retry-After |
 | FACEFLEET_WEB_ENROL_TIMEOUT | 120 | seconds an enrolment request waits for the worker |
 | FACEFLEET_WEB_MAX_FILES | 16 | images accepted in one enrolment request |
-| FACEFLEET_FLEET_STATE | autoscaler/state.json | key in the model bucket where the |
-|   |   | autoscaler publishes its state for ``/api/v1/fleet`` |
+| FACEFLEET_FLEET_STATE_KEY | fleet/state.json | key in the output bucket where the |
+|   |   | autoscaler publishes its state (the variable ``config.autoscaler`` reads too) |
 | FACEFLEET_FLEET_STALE_AFTER | 30 | seconds after which published fleet state is marked stale |
 
 Why one worker process with many threads: a request that waits for its result does no
@@ -41,7 +41,7 @@ class WebSettings:
     max_waiting: int = 160 - RESERVED_THREADS
     enrol_timeout: float = 120.0
     max_files: int = 16
-    fleet_state_key: str = "autoscaler/state.json"
+    fleet_state_key: str = "fleet/state.json"
     fleet_stale_after: float = 30.0
 
     @classmethod
@@ -56,7 +56,7 @@ class WebSettings:
             env, "FACEFLEET_WEB_MAX_WAITING", max(1, threads - RESERVED_THREADS), minimum=1,
             maximum=threads,
         )
-        key = get_str(env, "FACEFLEET_FLEET_STATE", cls.fleet_state_key).lstrip("/")
+        key = get_str(env, "FACEFLEET_FLEET_STATE_KEY", cls.fleet_state_key).lstrip("/")
         return cls(
             bind=bind,
             workers=get_int(env, "FACEFLEET_WEB_WORKERS", cls.workers, minimum=1, maximum=64),

@@ -36,7 +36,7 @@ def fleet() -> Response:
                   "visible": depth.visible, "in_flight": depth.in_flight},
         "buckets": {"input": settings.input_bucket, "output": settings.output_bucket,
                     "model": settings.model_bucket},
-        "state_object": f"s3://{settings.model_bucket}/{services.web.fleet_state_key}",
+        "state_object": f"s3://{settings.output_bucket}/{services.web.fleet_state_key}",
     }
     body.update(read_state(services))
     return jsonify(body)
@@ -47,7 +47,7 @@ def read_state(services: Services) -> dict[str, Any]:
     raised, so queue depth stays visible even without a controller.
     """
     try:
-        obj = services.s3.get_object(Bucket=services.settings.model_bucket,
+        obj = services.s3.get_object(Bucket=services.settings.output_bucket,
                                      Key=services.web.fleet_state_key)
         raw = obj["Body"].read()
     except ClientError as exc:

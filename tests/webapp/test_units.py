@@ -71,20 +71,21 @@ def test_identity_names_refused(name: str) -> None:
 
 
 def test_fleet_state_parsed_and_aged() -> None:
-    raw = json.dumps({"updated_at": 100.0, "desired": 3, "max": 15, "mode": "embedded",
-                      "instances": [{"id": "i-1", "state": "running"}],
+    raw = json.dumps({"updated": 100.0, "desired": 3, "max": 15, "version": 1,
+                      "instances": [{"id": "i-1", "state": "running", "since": 0.0}],
                       "decisions": [{"desired": d} for d in range(80)]}).encode()
     state = parse_fleet_state(raw, now=110.0, stale_after=30.0)
     assert (state["desired"], state["max"], len(state["instances"])) == (3, 15, 1)
     assert len(state["decisions"]) == 50 and state["decisions"][-1] == {"desired": 79}
     assert state["autoscaler"]["age_s"] == 10.0 and not state["autoscaler"]["stale"]
-    assert state["autoscaler"]["controller"] == {"mode": "embedded"}
+    assert state["autoscaler"]["controller"] == {"version": 1}
+    assert state["instances"][0]["launch_time"] == "1970-01-01T00:00:00Z"
     assert parse_fleet_state(raw, now=200.0, stale_after=30.0)["autoscaler"]["stale"]
 
 
 @pytest.mark.parametrize("raw", [b"not json", b"[]", b'{"desired": 1}',
-                                 b'{"updated_at": "yesterday"}',
-                                 b'{"updated_at": 1, "instances": {}}'])
+                                 b'{"updated": "yesterday"}',
+                                 b'{"updated": 1, "instances": {}}'])
 def test_fleet_state_refuses_bad_objects(raw: bytes) -> None:
     with pytest.raises(FleetStateError):
         parse_fleet_state(raw, now=0.0, stale_after=30.0)
