@@ -92,6 +92,12 @@ def celery_config(
         "s3_base_path": RESULT_PREFIX,
         "s3_region": settings.region,
         "s3_endpoint_url": settings.aws_endpoint,
+        # moto takes any key; on AWS these stay None and boto3's credential chain
+        # (instance role) applies.
+        "s3_access_key_id": (EMBEDDED_CREDENTIALS["aws_access_key_id"]
+                             if settings.embedded else None),
+        "s3_secret_access_key": (EMBEDDED_CREDENTIALS["aws_secret_access_key"]
+                                 if settings.embedded else None),
         # Results live until someone removes them (S3 lifecycle on AWS); the S3 backend
         # has no expiry of its own.
         "result_expires": None,

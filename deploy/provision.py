@@ -21,7 +21,6 @@ import json
 import logging
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -146,28 +145,14 @@ def _same(key: str, current: str | None, wanted: str) -> bool:
 
 
 def _upload_weights(s3: Any, settings: Settings, created: list[str]) -> str | None:
-    """Upload the configured weights to the model bucket once per content (sha256)."""
+    """Upload the configured weights to the model bucket (idempotent, per sha256)."""
     if settings.weights.startswith("s3://"):
         return settings.weights  # already in a bucket
-    from recognition import weights as weights_mod  # deferred: imports torch
+    from recognition.weights import ensure_weights, upload_weights  # deferred: torch
 
-    info = weights_mod.ensure_weights(settings.weights, settings.cache_dir)
-    uploader = getattr(weights_mod, "upload_weights", None)
-    if uploader is not None:
-        uri = str(uploader(info, s3, settings.model_bucket))
-        return uri
+    info = ensure_weights(settings.weights, settings.cache_dir)
     key = f"{WEIGHTS_PREFIX}{info.name}-{info.sha256[:16]}.pt"
-    try:
-        head = s3.head_object(Bucket=settings.model_bucket, Key=key)
-        if head.get("Metadata", {}).get("sha256") == info.sha256:
-            return f"s3://{settings.model_bucket}/{key}"
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") not in {"404", "NoSuchKey", "NotFound"}:
-            raise
-    s3.upload_file(str(Path(info.path)), settings.model_bucket, key,
-                   ExtraArgs={"Metadata": {"sha256": info.sha256, "name": info.name}})
-    created.append(f"s3://{settings.model_bucket}/{key}")
-    return f"s3://{settings.model_bucket}/{key}"
+    return str(upload_weights(info, s3, settings.model_bucket, key))
 
 
 def _ensure_gallery(s3: Any, settings: Settings) -> bool:

@@ -1,0 +1,91 @@
+"""End to end through SQS on moto's server -> a real worker -> S3."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+
+from config.settings import Settings
+from tasks.client import RecognitionClient
+from tasks.errors import InvalidUpload, ResultTimeout, TaskFailed, UnknownRequest
+from tests.tasks.conftest import RunningWorker, photo
+
+
+def test_recognize_writes_label_and_result(provisioned: Settings, worker: RunningWorker,
+                                           celebrities) -> None:
+    client = RecognitionClient(provisioned)
+    try:
+        data, filename = photo(celebrities, "val", "madonna")
+        request_id = client.submit(data, filename)
+        result = client.wait(request_id, timeout=60)
+        assert result["request_id"] == request_id
+        assert result["label"] == "Unknown"  # nobody enrolled yet
+        assert len(result["faces"]) >= 1
+        assert result["faces"][0]["distance"] is None
+        stem = filename.rsplit(".", 1)[0]
+        assert result["stem"] == stem
+        assert result["image"] == {"bucket": provisioned.input_bucket,
+                                   "key": f"{request_id}/{filename}"}
+        s3 = boto3.client("s3", **provisioned.boto3_kwargs())
+        label = s3.get_object(Bucket=provisioned.output_bucket, Key=stem)["Body"].read()
+        assert label == b"Unknown"
+        assert client.get(request_id) == result
+    finally:
+        client.close()
+
+
+def test_enroll_changes_what_recognize_returns(provisioned: Settings, worker: RunningWorker,
+                                               celebrities) -> None:
+    client = RecognitionClient(provisioned)
+    try:
+        probe, name = photo(celebrities, "val", "elton_john")
+        before = client.wait(client.submit(probe, name), timeout=60)
+        assert before["label"] == "Unknown"
+        enrolled = client.enroll("elton_john", [photo(celebrities, "train", "elton_john", i)
+                                                for i in range(3)], timeout=60)
+        assert enrolled == {"name": "elton_john", "enrolled": 3, "photos": 3}
+        after = client.wait(client.submit(probe, name), timeout=60)
+        assert after["label"] == "elton_john"
+        assert after["faces"][0]["distance"] is not None
+    finally:
+        client.close()
+
+
+def test_bad_image_fails_clearly_and_is_not_retried(provisioned: Settings,
+                                                    worker: RunningWorker) -> None:
+    client = RecognitionClient(provisioned)
+    try:
+        request_id = client.submit(b"this is text, not a JPEG", "notes.jpg")
+        with pytest.raises(TaskFailed) as failure:
+            client.wait(request_id, timeout=60)
+        assert failure.value.code == "not_an_image"
+        assert "image" in failure.value.message.lower()
+        assert "Traceback" not in failure.value.message
+        assert worker.log().count(f"[{request_id}]") >= 1
+        # Acked: the request queue holds nothing (no retry forever).
+        depth = client.queue_depth()
+        assert (depth.visible, depth.in_flight) == (0, 0)
+    finally:
+        client.close()
+
+
+def test_client_validates_and_times_out(provisioned: Settings) -> None:
+    client = RecognitionClient(provisioned)
+    try:
+        with pytest.raises(InvalidUpload):
+            client.submit(b"", "empty.jpg")
+        with pytest.raises(InvalidUpload):
+            client.submit(b"x" * (provisioned.max_upload_bytes + 1), "big.jpg")
+        with pytest.raises(UnknownRequest):
+            client.get("0" * 32)
+        with pytest.raises(UnknownRequest):
+            client.get("not-an-id")
+        # No worker runs: the request is pending, then wait() times out.
+        request_id = client.submit(b"\xff\xd8 whatever", "pending.jpg")
+        assert client.get(request_id) is None
+        with pytest.raises(ResultTimeout):
+            client.wait(request_id, timeout=0.5)
+        depth = client.queue_depth()
+        assert depth.visible == 1
+    finally:
+        client.close()
