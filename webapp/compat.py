@@ -37,4 +37,6 @@ def classify() -> Response:
                             max_bytes=services.settings.max_upload_bytes,
                             max_pixels=services.settings.max_pixels)
     result = recognize_and_wait(upload)
-    return Response(f"{upload.stem}:{result['label']}", mimetype="text/plain")
+    # The worker's stem is the key of the label object it wrote; they agree by design.
+    stem = result.get("stem") or upload.stem
+    return Response(f"{stem}:{result['label']}", mimetype="text/plain")

@@ -81,6 +81,13 @@ class Services:
                     self._s3 = make_s3_client(self.settings)
         return self._s3
 
+    def close(self) -> None:
+        """Release the task client (its reply queue); the app may not be used after."""
+        client, self._client = self._client, None
+        close = getattr(client, "close", None)
+        if close is not None:
+            close()
+
     @contextmanager
     def waiting_slot(self) -> Iterator[None]:
         """Hold one of ``web.max_waiting`` slots while awaiting a result; 503 when full.

@@ -47,7 +47,7 @@ def safe_filename(raw: str | None, default: str = "upload.jpg") -> str:
         return default
     base = PureWindowsPath(PurePosixPath(raw).name).name
     cleaned = _UNSAFE.sub("_", base).strip("._")
-    return cleaned[:200] or default
+    return cleaned[:128] or default
 
 
 def stem_of(filename: str) -> str:

@@ -104,3 +104,4 @@ def serve_in_thread(app: Any) -> Iterator[str]:
         server.shutdown()
         thread.join(10)
         server.server_close()
+        app.extensions["facefleet"].close()
