@@ -13,6 +13,7 @@ so the count converges to at most max.
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 
 from autoscaler.errors import FleetError
 from autoscaler.fleet import SLOT_STATES, Instance, free_slots
@@ -27,6 +29,9 @@ from config.autoscaler import ORIGIN_TAG, ROLE_TAG, SLOT_TAG, AutoscalerSettings
 
 _ALL_STATES = ["pending", "running", "stopping", "stopped", "shutting-down", "terminated"]
 _GENERATION_TAG = "facefleet:generation"
+_TEMPLATE_ID = re.compile(r"^lt-[0-9a-f]{8,17}$")
+# Errors from boto3/botocore calls, including an endpoint's unparseable answer.
+_CALL_ERRORS = (ClientError, BotoCoreError, ResponseParserError, OSError)
 
 
 def _epoch(value: Any) -> float:
@@ -73,7 +78,7 @@ class Ec2Fleet:
                         inst = parse_instance(raw, self.settings.name_prefix)
                         if inst is not None:
                             found.append((inst, raw))
-        except (ClientError, BotoCoreError, OSError) as err:
+        except _CALL_ERRORS as err:
             raise FleetError(f"cannot list instances: {err}") from err
         return found
 
@@ -87,12 +92,16 @@ class Ec2Fleet:
         """The AMI to run when no launch template is set (embedded: moto's first image)."""
         if self._image is None:
             try:
-                images = self.client.describe_images(Owners=["amazon"]).get("Images", [])
-            except (ClientError, BotoCoreError, OSError) as err:
+                # A name filter keeps the answer small (moto lists ~1300 public images).
+                images = self.client.describe_images(
+                    Owners=["amazon"],
+                    Filters=[{"Name": "name", "Values": ["amzn2-ami-hvm-*x86_64*"]}],
+                ).get("Images", [])
+            except _CALL_ERRORS as err:
                 raise FleetError(f"cannot list images: {err}") from err
             if not images:
                 raise FleetError("no AMI: set FACEFLEET_AMI or FACEFLEET_LAUNCH_TEMPLATE")
-            self._image = sorted(img["ImageId"] for img in images)[0]
+            self._image = sorted(images, key=lambda img: img.get("Name", ""))[-1]["ImageId"]
         return self._image
 
     def client_token(self, slot: int, generation: int) -> str:
@@ -113,7 +122,7 @@ class Ec2Fleet:
             "TagSpecifications": [{"ResourceType": "instance", "Tags": tags}],
         }
         if s.launch_template:
-            key = "LaunchTemplateId" if s.launch_template.startswith("lt-") else \
+            key = "LaunchTemplateId" if _TEMPLATE_ID.match(s.launch_template) else \
                 "LaunchTemplateName"
             args["LaunchTemplate"] = {key: s.launch_template, "Version": "$Default"}
         else:
@@ -147,7 +156,7 @@ class Ec2Fleet:
         try:
             response = self.client.run_instances(**self._run_args(slot, generation))
             raw = response["Instances"][0]
-        except (ClientError, BotoCoreError, OSError, KeyError, IndexError) as err:
+        except (*_CALL_ERRORS, KeyError, IndexError) as err:
             raise FleetError(f"cannot launch {self.settings.instance_name(slot)}: {err}"
                              ) from err
         inst = parse_instance(raw, self.settings.name_prefix)
@@ -201,7 +210,7 @@ class Ec2Fleet:
             return
         try:
             getattr(self.client, method)(InstanceIds=list(ids))
-        except (ClientError, BotoCoreError, OSError) as err:
+        except _CALL_ERRORS as err:
             raise FleetError(f"cannot {what} {', '.join(ids)}: {err}") from err
 
     def start(self, ids: Sequence[str]) -> None:
@@ -211,7 +220,7 @@ class Ec2Fleet:
         try:
             self.client.create_tags(Resources=list(ids),
                                     Tags=[{"Key": ORIGIN_TAG, "Value": "start"}])
-        except (ClientError, BotoCoreError, OSError) as err:
+        except _CALL_ERRORS as err:
             raise FleetError(f"cannot tag {', '.join(ids)}: {err}") from err
         self._call("start", "start_instances", ids)
 

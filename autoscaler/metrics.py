@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 
 from autoscaler.errors import MetricsError
 
@@ -75,7 +76,7 @@ def read_queue_load(client: SqsAttributesClient, queue_url: str) -> QueueLoad:
     try:
         response = client.get_queue_attributes(QueueUrl=queue_url,
                                                AttributeNames=list(ATTRIBUTES))
-    except (ClientError, BotoCoreError, OSError) as err:
+    except (ClientError, BotoCoreError, ResponseParserError, OSError) as err:
         raise MetricsError(f"cannot read the load of {queue_url}: {err}") from err
     return parse_attributes(response.get("Attributes") or {})
 
@@ -84,7 +85,7 @@ def queue_url(client: Any, queue: str) -> str:
     """Resolve a queue name to its URL (``GetQueueUrl``); MetricsError when absent."""
     try:
         return str(client.get_queue_url(QueueName=queue)["QueueUrl"])
-    except (ClientError, BotoCoreError, OSError) as err:
+    except (ClientError, BotoCoreError, ResponseParserError, OSError) as err:
         raise MetricsError(f"cannot find the SQS queue {queue!r}: {err}") from err
 
 

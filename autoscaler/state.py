@@ -17,6 +17,7 @@ import json
 from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 
 from autoscaler.errors import AutoscalerError
 
@@ -45,7 +46,7 @@ class StatePublisher:
         try:
             self.client.put_object(Bucket=self.bucket, Key=self.key, Body=body,
                                    ContentType="application/json")
-        except (ClientError, BotoCoreError, OSError) as err:
+        except (ClientError, BotoCoreError, ResponseParserError, OSError) as err:
             raise AutoscalerError(f"cannot publish s3://{self.bucket}/{self.key}: {err}"
                                   ) from err
 
@@ -58,7 +59,7 @@ def read_state(client: Any, bucket: str, key: str) -> dict[str, Any] | None:
         if err.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NoSuchBucket"}:
             return None
         raise AutoscalerError(f"cannot read s3://{bucket}/{key}: {err}") from err
-    except (BotoCoreError, OSError) as err:
+    except (BotoCoreError, ResponseParserError, OSError) as err:
         raise AutoscalerError(f"cannot read s3://{bucket}/{key}: {err}") from err
     state = json.loads(body)
     return state if isinstance(state, dict) else None

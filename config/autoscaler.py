@@ -21,7 +21,7 @@ take tens of seconds to boot and bill a 60 s minimum per start).
 | FACEFLEET_BOOT_TIMEOUT_SECONDS | 30 | 600 | a launched instance pending longer is replaced |
 | FACEFLEET_START_TIMEOUT_SECONDS | 15 | 300 | a started (warm) instance pending longer: replaced |
 | FACEFLEET_WARM_POOL | = max | = max | stopped instances kept for a fast start (EBS cost only) |
-| FACEFLEET_LAUNCH_TEMPLATE | (unset) | (unset) | launch template name or ``lt-`` id |
+| FACEFLEET_LAUNCH_TEMPLATE | (unset) | (unset) | launch template name or id (``lt-<hex>``) |
 | FACEFLEET_AMI | (first moto image) | required without a template | image id |
 | FACEFLEET_INSTANCE_TYPE | t3.small | t3.small | instance type (AMI mode) |
 | FACEFLEET_USER_DATA | (unset) | (unset) | path of a user-data file (AMI mode) |
