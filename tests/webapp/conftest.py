@@ -69,10 +69,11 @@ def cse546_distinct(cse546: Path) -> dict[str, tuple[str, bytes]]:
     return distinct
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def enrolled_stack(web_stack: WebStack, cse546_dir: Path) -> WebStack:
     """``web_stack`` with each distinct CSE546 image enrolled under its label, through
-    the HTTP API (several photos per identity where the labels repeat)."""
+    the HTTP API (several photos per identity where the labels repeat); enrolled once
+    per session, on first use."""
     if web_stack.enrolled:
         return web_stack
     by_label: dict[str, list[tuple[str, bytes]]] = {}

@@ -98,7 +98,12 @@ form.addEventListener("submit", async (event) => {
   button.disabled = true;
   setStatus(`Recognising ${file.name}…`);
   try {
-    const [data] = await Promise.all([recognise(file), loadImage(file)]);
+    // Both start at once; the server's verdict is awaited first because its error
+    // message (not an image, too large, ...) is the one a person can act on.
+    const shown = loadImage(file);
+    shown.catch(() => {});
+    const data = await recognise(file);
+    await shown;
     result.hidden = false;
     drawFaces(data.faces);
     fillTable(data);
