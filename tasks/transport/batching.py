@@ -121,7 +121,8 @@ class FanoutBatcher:
             entries.append(entry)
         for attempt in (1, 2):
             try:
-                resp = self.sns.publish_batch(TopicArn=topic_arn, PublishBatchRequestEntries=entries)
+                resp = self.sns.publish_batch(TopicArn=topic_arn,
+                                              PublishBatchRequestEntries=entries)
             except (ClientError, BotoCoreError) as exc:
                 # moto fails the whole publish when one subscribed queue is gone (AWS
                 # just skips it): drop dangling subscriptions, then try once more.

@@ -38,7 +38,8 @@ logger = logging.getLogger(__name__)
 TAG_KIND = "facefleet:monitor"
 TAG_LAST_SEEN = "facefleet:last-seen"
 TAG_OWNER = "facefleet:owner"
-_MISSING_QUEUE = ("QueueDoesNotExist", "NonExistentQueue", "AWS.SimpleQueueService.NonExistentQueue")
+_MISSING_QUEUE = ("QueueDoesNotExist", "NonExistentQueue",
+                  "AWS.SimpleQueueService.NonExistentQueue")
 
 
 @dataclass(frozen=True)
