@@ -1,0 +1,84 @@
+"""Helpers every benchmark shares: the results folder, JSON + PNG writers, a summary line.
+
+Results go to ``results/<name>.json`` and ``results/<name>.png`` (overwritten each run;
+``results/`` is gitignored). Each JSON carries when and where it was measured, so a
+number is never read without its machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+RESULTS_DIR = Path(os.environ.get("FACEFLEET_RESULTS", "results"))
+
+
+def machine() -> dict[str, Any]:
+    """Where a measurement was taken (CPU count, Python, platform, torch threads)."""
+    info: dict[str, Any] = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+    }
+    if "torch" in sys.modules:  # only report torch when the benchmark uses it
+        torch = sys.modules["torch"]
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+    return info
+
+
+def write_json(name: str, payload: dict[str, Any], results_dir: Path | None = None) -> Path:
+    """Write ``payload`` plus a ``measured`` header to ``results/<name>.json``."""
+    folder = results_dir or RESULTS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
+    doc = {"benchmark": name,
+           "measured": {"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **machine()},
+           **payload}
+    path.write_text(json.dumps(doc, indent=2, default=_jsonable) + "\n")
+    return path
+
+
+def new_figure(rows: int = 1, cols: int = 1, size: tuple[float, float] = (11, 4.5)) -> Any:
+    """A matplotlib (Agg) figure and its axes, without touching any display."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(rows, cols, figsize=size, squeeze=False)
+
+
+def save_figure(fig: Any, name: str, results_dir: Path | None = None) -> Path:
+    """Save ``fig`` to ``results/<name>.png`` and free it."""
+    import matplotlib.pyplot as plt
+
+    folder = results_dir or RESULTS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def summary(name: str, text: str, ok: bool | None = None) -> str:
+    """Print and return the one-line summary: ``name: text [PASS|FAIL]``."""
+    verdict = "" if ok is None else (" [PASS]" if ok else " [FAIL]")
+    line = f"{name}: {text}{verdict}"
+    print(line, flush=True)
+    return line
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "tolist"):  # numpy arrays and scalars
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
