@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -521,19 +521,24 @@ def _module_order(model: nn.Module, path: str) -> int:
 # ----------------------------------------------------------------------------- numpy reference
 
 
-def numpy_forward(km: KerasModel, x: np.ndarray, until: str) -> np.ndarray:
-    """Run the Keras graph in numpy (NHWC, raw HWIO arrays from the file) up to ``until``.
+def numpy_forward(km: KerasModel, x: np.ndarray, outputs: Collection[str]
+                  ) -> dict[str, np.ndarray]:
+    """Run the Keras graph in numpy (NHWC, raw HWIO arrays from the file), in one pass,
+    and return the outputs of the named layers.
 
     An independent reference: it shares nothing with the torch mapping but the file.
     The ScaleSum Lambdas are Sandberg's ``inputs[0] + inputs[1] * scale``.
     """
+    missing = set(outputs) - set(km.layers)
+    if missing:
+        raise WeightsError(f"no layers named {sorted(missing)}")
     values: dict[str, np.ndarray] = {}
     for layer in km.layers.values():
         inputs = [values[name] for name in layer.inbound]
         values[layer.name] = _numpy_layer(km, layer, inputs, x)
-        if layer.name == until:
-            return values[layer.name]
-    raise WeightsError(f"no layer named {until}")
+        if all(name in values for name in outputs):
+            break
+    return {name: values[name] for name in outputs}
 
 
 def _numpy_layer(km: KerasModel, layer: KerasLayer, inputs: list[np.ndarray],
@@ -601,19 +606,26 @@ def _torch_stages(model: InceptionResnetV1) -> Iterator[tuple[str, nn.Module]]:
             yield name, module
 
 
-def torch_forward(model: InceptionResnetV1, x: np.ndarray, until: str) -> np.ndarray:
-    """Run the torch model on NHWC ``x`` up to module ``until`` (or ``last_bn``: the
-    un-normalised embedding); return NHWC (or N x D)."""
+def torch_forward(model: InceptionResnetV1, x: np.ndarray, stages: Collection[str]
+                  ) -> dict[str, np.ndarray]:
+    """Run the torch model on NHWC ``x`` in one pass; return each named stage's output
+    as NHWC (``last_bn``: the un-normalised N x D embedding)."""
+    wanted, found = set(stages), {}
+    known = {name for name, _ in _torch_stages(model)} | {"last_bn"}
+    if wanted - known:
+        raise WeightsError(f"no torch stages named {sorted(wanted - known)}")
     with torch.inference_mode():
         t = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32))
         for name, module in _torch_stages(model):
+            if wanted <= set(found):
+                break
             t = module(t)
-            if name == until:
-                return t.permute(0, 2, 3, 1).double().numpy()
-        if until != "last_bn":
-            raise WeightsError(f"no torch stage named {until}")
-        t = model.last_bn(model.last_linear(model.avgpool_1a(t).flatten(1)))
-        return t.double().numpy()
+            if name in wanted:
+                found[name] = t.permute(0, 2, 3, 1).double().numpy()
+        if "last_bn" in wanted:
+            t = model.last_bn(model.last_linear(model.avgpool_1a(t).flatten(1)))
+            found["last_bn"] = t.double().numpy()
+    return found
 
 
 def torch_stage_for(layer: str, model: InceptionResnetV1) -> str:
@@ -637,10 +649,12 @@ def numeric_check(km: KerasModel, model: InceptionResnetV1, layers: tuple[str, .
     exceeds NUMERIC_TOLERANCE.
     """
     x = np.random.default_rng(seed).standard_normal((batch, 160, 160, 3))
+    stages = {layer: torch_stage_for(layer, model) for layer in layers}
+    references = numpy_forward(km, x, layers)
+    outputs = torch_forward(model, x, set(stages.values()))
     results = []
     for layer in layers:
-        ref = numpy_forward(km, x, layer)
-        got = torch_forward(model, x, torch_stage_for(layer, model))
+        ref, got = references[layer], outputs[stages[layer]]
         if ref.shape != got.shape:
             raise WeightsError(f"{layer}: numpy shape {ref.shape} vs torch {got.shape}")
         diff = float(np.abs(ref - got).max() / max(np.abs(ref).max(), 1e-12))
