@@ -122,6 +122,9 @@ def celery_config(
         # prefetching would hide messages from idle workers (and the autoscaler).
         "worker_prefetch_multiplier": 1,
         "worker_concurrency": serving.worker_concurrency,
+        # A pool child loads the model before it reports UP (seconds, more on a busy
+        # machine); billiard's default 4 s would kill it mid-load, again and again.
+        "worker_proc_alive_timeout": 120.0,
         "worker_pool": serving.worker_pool,
         # Every facefleet task goes to the provisioned request queue.
         "task_default_queue": settings.queue,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -11,6 +12,8 @@ from tasks.base import FacefleetTask
 from tasks.errors import BadImage
 from tasks.storage import read_image, write_label
 from tasks.worker import state
+
+log = logging.getLogger(__name__)
 
 
 @app.task(name="facefleet.recognize", base=FacefleetTask, bind=True)
@@ -23,6 +26,7 @@ def recognize(self: FacefleetTask, bucket: str, key: str, request_id: str,
     ImageError code kept), which is stored and acked -- never retried.
     """
     worker = state()
+    log.info("request %s: recognizing s3://%s/%s", request_id, bucket, key)
     # Picks up enrolments and removals made since the last task (cheap, rate-limited).
     worker.recognizer.refresh_gallery()
     started = time.perf_counter()
