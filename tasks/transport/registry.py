@@ -372,7 +372,8 @@ def keeper_for(key: tuple[str | None, str, str], factory: Callable[[], Keeper]) 
 
 
 @atexit.register
-def _close_all_keepers() -> None:
+def close_all_keepers() -> None:
+    """Remove every monitoring queue this process owns (run at interpreter exit)."""
     for keeper in list(_KEEPERS.values()):
         try:
             keeper.close_all()
