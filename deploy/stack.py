@@ -1,0 +1,290 @@
+"""The embedded stack: moto's server, provisioning, the web tier and Celery workers.
+
+    python -m deploy.stack run      # foreground; Ctrl-C stops everything
+    python -m deploy.stack up       # detached (state in .stack/state.json, logs in .stack/logs/)
+    python -m deploy.stack status   # JSON: endpoint, names, processes alive
+    python -m deploy.stack down     # stop a detached stack
+
+Addresses: ``FACEFLEET_AWS_ENDPOINT`` (moto, default http://127.0.0.1:5055) and
+``FACEFLEET_WEB_BIND`` (default 127.0.0.1:8000); see :mod:`config.stack` for the rest.
+Every process is started in its own session and stopped by its PID, never by name.
+moto keeps its state in memory: stopping the stack forgets every bucket and queue.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from config.env import ConfigError
+from config.export import settings_env
+from config.serving import ServingSettings
+from config.settings import Settings
+from config.stack import StackSettings
+from config.web import WebSettings
+from deploy.embedded_aws import EmbeddedAwsError, is_listening, start_moto
+
+ROOT = Path(__file__).resolve().parents[1]
+STATE_FILE = "state.json"
+
+
+class StackError(RuntimeError):
+    """The stack could not start or stop; the message says what to do."""
+
+
+@dataclass
+class Proc:
+    """One process of the stack."""
+
+    name: str
+    pid: int
+    log: str
+
+    def alive(self) -> bool:
+        """True while the process exists and is not a zombie."""
+        try:
+            stat = Path(f"/proc/{self.pid}/stat").read_text()
+        except OSError:
+            return False
+        return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def _spawn(name: str, cmd: list[str], env: dict[str, str], logs: Path) -> Proc:
+    log_path = logs / f"{name}.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    return Proc(name, proc.pid, str(log_path))
+
+
+def _stop(procs: list[Proc], timeout: float = 30.0) -> None:
+    """SIGTERM each process (by PID), wait, then SIGKILL the ones still there."""
+    for proc in procs:
+        if proc.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for proc in procs:
+        while proc.alive() and time.monotonic() < deadline:
+            _reap(proc.pid)
+            time.sleep(0.1)
+        if proc.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
+        _reap(proc.pid)
+
+
+def _reap(pid: int) -> None:
+    # Not our child when a detached stack is stopped by another command.
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _wait_for(what: str, ready: Callable[[], bool], procs: list[Proc],
+              timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        dead = [p for p in procs if not p.alive()]
+        if dead:
+            raise StackError(f"{dead[0].name} exited while starting; see {dead[0].log}")
+        if ready():
+            return
+        time.sleep(0.2)
+    raise StackError(f"{what} not ready within {timeout:.0f} s (FACEFLEET_STACK_START_TIMEOUT)")
+
+
+def _log_has(proc: Proc, *needles: str) -> bool:
+    try:
+        text = Path(proc.log).read_text(errors="replace")
+    except OSError:
+        return False
+    return all(n in text for n in needles)
+
+
+def embedded_port(settings: Settings) -> tuple[str, int]:
+    """Host and port of the embedded endpoint; StackError when AWS is configured."""
+    if settings.aws_endpoint is None:
+        raise StackError("FACEFLEET_AWS_ENDPOINT=aws: the embedded stack needs a loopback "
+                         "endpoint such as http://127.0.0.1:5055")
+    parts = urlsplit(settings.aws_endpoint)
+    return parts.hostname or "127.0.0.1", parts.port or 80
+
+
+def start(settings: Settings, serving: ServingSettings, stack: StackSettings,
+          web: WebSettings, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """Start every part; return the state (processes, names, URLs). Stops all on error."""
+    from deploy.provision import provision
+
+    logs = stack.state_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    host, port = embedded_port(settings)
+    procs: list[Proc] = []
+    try:
+        say(f"starting the embedded AWS endpoint on {settings.aws_endpoint}")
+        moto = start_moto(port, host, log_path=logs / "moto.log")
+        procs.append(Proc("moto", moto.pid, str(logs / "moto.log")))
+        say("provisioning buckets, queues, weights and gallery")
+        provisioned = provision(settings, serving)
+        env = dict(os.environ)
+        env.update(settings_env(settings))
+        env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+        worker_env = dict(env)
+        if provisioned.weights_uri:
+            # Workers load the weights from the model bucket (cached locally).
+            worker_env["FACEFLEET_WEIGHTS"] = provisioned.weights_uri
+        web_url = None
+        if (ROOT / "webapp" / "__init__.py").exists():
+            procs.append(_spawn("web", [
+                sys.executable, "-m", "gunicorn", "-c", str(ROOT / "webapp/gunicorn_conf.py"),
+                "webapp:create_app()"], env, logs))
+            web_url = f"http://{web.bind}" if not web.bind.startswith("unix:") else web.bind
+        else:
+            say("webapp/ is not there yet: starting without a web tier")
+        for index in range(stack.workers):
+            procs.append(_spawn(f"worker-{index + 1}", [
+                sys.executable, "-m", "celery", "-A", "tasks", "worker",
+                "-n", f"worker-{index + 1}@%h", "--loglevel=INFO",
+                "--without-gossip", "--without-mingle", "--without-heartbeat"],
+                worker_env, logs))
+        say(f"waiting for {stack.workers} worker(s) to load the model")
+        for proc in procs:
+            if proc.name.startswith("worker-"):
+                _wait_for(proc.name, lambda p=proc: _log_has(p, " ready.", "recognizer loaded"),
+                          procs, stack.start_timeout)
+        if web_url is not None and web_url.startswith("http"):
+            _wait_for("web tier", lambda: is_listening(web_url + "/healthz"), procs,
+                      stack.start_timeout)
+    except BaseException:
+        _stop(list(reversed(procs)))
+        raise
+    return {
+        "endpoint": settings.aws_endpoint,
+        "web": web_url,
+        "buckets": {"input": settings.input_bucket, "output": settings.output_bucket,
+                    "model": settings.model_bucket},
+        "queues": {"requests": settings.queue, "dead_letter": settings.dead_letter_queue,
+                   "requests_url": provisioned.queue_url},
+        "weights": provisioned.weights_uri,
+        "gallery": settings.gallery,
+        "processes": [asdict(p) for p in procs],
+        "started_at": time.time(),
+    }
+
+
+def _procs(state: dict[str, Any]) -> list[Proc]:
+    return [Proc(**p) for p in state.get("processes", [])]
+
+
+def _state_path(stack: StackSettings) -> Path:
+    return stack.state_dir / STATE_FILE
+
+
+def _read_state(stack: StackSettings) -> dict[str, Any] | None:
+    try:
+        return json.loads(_state_path(stack).read_text())
+    except FileNotFoundError:
+        return None
+
+
+def cmd_run(settings: Settings, serving: ServingSettings, stack: StackSettings,
+            web: WebSettings) -> int:
+    """Foreground: start, print the URL, stop everything on Ctrl-C (or if a part dies)."""
+    state = start(settings, serving, stack, web)
+    procs = _procs(state)
+    stopping = False
+
+    def _on_signal(signum: int, frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    print(f"facefleet is up: {state['web'] or '(no web tier)'}  (Ctrl-C stops it)", flush=True)
+    code = 0
+    while not stopping:
+        dead = [p for p in procs if not p.alive()]
+        if dead:
+            print(f"{dead[0].name} (pid {dead[0].pid}) exited; see {dead[0].log}",
+                  file=sys.stderr)
+            code = 1
+            break
+        time.sleep(0.5)
+    print("stopping facefleet", flush=True)
+    _stop(list(reversed(procs)))
+    return code
+
+
+def cmd_up(settings: Settings, serving: ServingSettings, stack: StackSettings,
+           web: WebSettings) -> int:
+    """Detached: start, record the state file, return."""
+    old = _read_state(stack)
+    if old is not None and any(p.alive() for p in _procs(old)):
+        raise StackError(f"a stack is already up (see {_state_path(stack)}); "
+                         "`make down` first")
+    state = start(settings, serving, stack, web)
+    _state_path(stack).write_text(json.dumps(state, indent=2))
+    print(f"facefleet is up: {state['web'] or '(no web tier)'}  (`make down` stops it)")
+    return 0
+
+
+def cmd_down(stack: StackSettings) -> int:
+    """Stop the detached stack recorded in the state file."""
+    state = _read_state(stack)
+    if state is None:
+        print("no stack is up")
+        return 0
+    _stop(list(reversed(_procs(state))))
+    _state_path(stack).unlink(missing_ok=True)
+    print("facefleet is down")
+    return 0
+
+
+def cmd_status(stack: StackSettings) -> int:
+    """Print the detached stack's state with each process's liveness; 1 if not all up."""
+    state = _read_state(stack)
+    if state is None:
+        print(json.dumps({"up": False, "state_file": str(_state_path(stack))}, indent=2))
+        return 1
+    procs = _procs(state)
+    state["processes"] = [{**asdict(p), "alive": p.alive()} for p in procs]
+    state["up"] = all(p.alive() for p in procs)
+    state["web_answers"] = bool(state.get("web")) and is_listening(str(state["web"]) + "/healthz")
+    print(json.dumps(state, indent=2))
+    return 0 if state["up"] else 1
+
+
+COMMANDS = ("run", "up", "down", "status")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: ``python -m deploy.stack run|up|down|status``."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0] not in COMMANDS:
+        print(f"usage: python -m deploy.stack {'|'.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    try:
+        stack = StackSettings.from_env()
+        if args[0] == "down":
+            return cmd_down(stack)
+        if args[0] == "status":
+            return cmd_status(stack)
+        settings, serving, web = Settings.from_env(), ServingSettings.from_env(), \
+            WebSettings.from_env()
+        return (cmd_run if args[0] == "run" else cmd_up)(settings, serving, stack, web)
+    except (ConfigError, StackError, EmbeddedAwsError) as exc:
+        print(f"facefleet: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
