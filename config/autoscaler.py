@@ -40,7 +40,8 @@ take tens of seconds to boot and bill a 60 s minimum per start).
 
 The worker command is split like a shell line and may use ``{name}`` (the instance's
 Name tag) and ``{queue}``; its default is
-``celery -A tasks worker -P solo -c 1 --prefetch-multiplier 1 -n {name}@%h -Q {queue}``.
+``celery -A tasks worker -P solo -c 1 --prefetch-multiplier 1 --without-mingle
+--without-gossip -l INFO -n {name}@%h -Q {queue}``.
 """
 
 from __future__ import annotations
@@ -56,8 +57,11 @@ from config.env import ConfigError, get_bool, get_float, get_int, get_str
 ROLE_TAG = "facefleet:role"
 SLOT_TAG = "facefleet:slot"
 ORIGIN_TAG = "facefleet:origin"
+# Solo pool on the preloaded model; no mingle/gossip: they wait for other workers'
+# replies at start (about a second), which the first request of a burst would pay.
 DEFAULT_WORKER_COMMAND = (
-    "celery -A tasks worker -P solo -c 1 --prefetch-multiplier 1 -n {name}@%h -Q {queue}"
+    "celery -A tasks worker -P solo -c 1 --prefetch-multiplier 1 --without-mingle "
+    "--without-gossip -l INFO -n {name}@%h -Q {queue}"
 )
 
 # Per-profile defaults: (embedded, aws). Kept in one place, like HPA's defaults.go.
