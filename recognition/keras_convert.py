@@ -255,8 +255,10 @@ def _branch_prefix(name: str) -> str | None:
 def _chain_position(km: KerasModel, name: str) -> int:
     """How many convs precede ``name`` in its branch, following the graph backwards."""
     prefix = _branch_prefix(name)
+    if prefix is None:
+        return 0
     position, current = 0, km.layers[name]
-    while len(current.inbound) == 1 and current.inbound[0].startswith(prefix or "\0"):
+    while len(current.inbound) == 1 and current.inbound[0].startswith(prefix):
         current = km.layers[current.inbound[0]]
         position += current.class_name == "Conv2D"
     return position

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import shutil
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,18 @@ def keras(h5_path: Path) -> KerasModel:
 @pytest.fixture(scope="module")
 def converted(keras: KerasModel) -> tuple[Any, keras_convert.ConversionReport]:
     return build_model(keras)
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """torch on one thread: on a shared, busy machine more threads only spin and wait
+    (the celebrity test took 190 s with two threads under load, 23 s with one)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -415,3 +428,32 @@ def test_s3_spec_downloads_once_and_checks_sha256(settings: Settings, tmp_path: 
         ensure_weights(uri, tmp_path)
     with pytest.raises(WeightsError, match="not an s3://bucket/key"):
         ensure_weights(f"s3://{bucket}/../x.pt", tmp_path, client)
+
+
+def test_facenet_pytorch_style_512d_file_loads_without_its_classifier(tmp_path: Path) -> None:
+    from facenet_pytorch import InceptionResnetV1
+
+    # The layout of facenet-pytorch's published files (512-d, plus a logits head);
+    # random values, since their download needs internet.
+    path = tmp_path / "vgg-like.pt"
+    torch.save(InceptionResnetV1(classify=True, num_classes=7).state_dict(), path)
+    info = ensure_weights(str(path), tmp_path)
+    assert (info.embedding_dim, info.prewhiten) == (512, False)
+    assert info.threshold == REGISTRY["vggface2"].threshold
+    model = load_embedder(info)
+    with torch.inference_mode():
+        assert model(torch.randn(1, 3, 160, 160)).shape == (1, 512)
+
+
+def test_module_overrides_recorded_beside_the_weights_are_applied(
+    tmp_path: Path, msceleb: WeightsInfo,
+) -> None:
+    local = tmp_path / "scaled.pt"
+    shutil.copy(msceleb.path, local)
+    sidecar = json.loads(_sidecar(msceleb.path).read_text())
+    sidecar["module_overrides"] = {"repeat_1.0.scale": 0.5, "last_bn.eps": 0.01}
+    _sidecar(local).write_text(json.dumps(sidecar))
+    info = ensure_weights(str(local), tmp_path)
+    model = load_embedder(info)
+    assert model.repeat_1[0].scale == 0.5 and model.repeat_1[1].scale == 0.17
+    assert model.last_bn.eps == 0.01
