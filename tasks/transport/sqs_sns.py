@@ -293,6 +293,10 @@ class Channel(SQS.Channel):
     def _receive_message(self, queue: str, max_number_of_messages: int = 1,
                          wait_time_seconds: int | None = None) -> Any:
         """Synchronous ReceiveMessage whose long poll never outlasts the caller's timeout."""
+        if is_reply_queue(queue):
+            # Mailbox._collect counts drain_events calls against its reply limit: two
+            # replies delivered by one call would leave it waiting out the timeout.
+            max_number_of_messages = 1
         wait = int(self.wait_time_seconds if wait_time_seconds is None else wait_time_seconds)
         deadline = self.connection.drain_deadline
         if deadline is not None:
