@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -363,161 +363,171 @@ def build_model(km: KerasModel) -> tuple[InceptionResnetV1, ConversionReport]:
     if unknown:
         raise WeightsError(f"Keras layer classes the converter does not understand: {unknown}")
     dense, head_bn = _head_config(km)
-    model = InceptionResnetV1(pretrained=None, classify=False)
     if dense.config["activation"] != "linear":
         raise WeightsError(f"{dense.name} has activation {dense.config['activation']}")
+    model = InceptionResnetV1(pretrained=None, classify=False)
     model.last_linear = nn.Linear(model.last_linear.in_features, dense.config["units"],
                                   bias=dense.config["use_bias"])
     model.last_bn = nn.BatchNorm1d(dense.config["units"], eps=head_bn.config["epsilon"])
-    expected = {key: value.shape for key, value in model.state_dict().items()
-                if not key.endswith("num_batches_tracked")}
-    filler = _Filler(km, expected)
-    scales: dict[str, float] = {}
-    eps: dict[str, float] = {}
-    handlers: dict[str, Callable[[KerasLayer], None]] = {}
+    mapper = _Mapper(km, model)
+    for layer in km.layers.values():
+        getattr(mapper, _HANDLERS[layer.class_name])(layer)
+    mapper.prove_complete()
 
-    def conv(layer: KerasLayer) -> None:
-        path, basic = _conv_target(model, km, layer.name)
-        module = model.get_submodule(path)
+    state = {key: value for key, value in model.state_dict().items()
+             if key.endswith("num_batches_tracked")}
+    state.update(mapper.filler.filled)
+    model.load_state_dict(state, strict=True)
+    model.eval()  # the heads swapped in above start in training mode
+    order = {name: i for i, (name, _) in enumerate(model.named_modules())}
+    report = ConversionReport(
+        keras_version=km.keras_version,
+        source_tensors=len(mapper.filler.consumed),
+        target_keys=len(mapper.filler.filled),
+        synthesized_gammas=mapper.filler.synthesized,
+        embedding_dim=dense.config["units"],
+        block_scales=tuple(sorted(mapper.scales.items(), key=lambda kv: order[kv[0]])),
+        bn_eps=tuple(sorted(mapper.eps.items(), key=lambda kv: order[kv[0]])),
+        numeric_checks=(),
+    )
+    return model, report
+
+
+# Keras layer class -> the _Mapper method that places (or checks) it.
+_HANDLERS = {
+    "Conv2D": "conv", "BatchNormalization": "batch_norm", "Dense": "dense",
+    "Lambda": "scale_sum", "MaxPooling2D": "max_pool", "Concatenate": "concatenate",
+    "Activation": "activation", "InputLayer": "weightless",
+    "GlobalAveragePooling2D": "weightless", "Dropout": "weightless",
+}
+
+
+class _Mapper:
+    """Places each Keras layer in the torch model, checking it fits, filling the state."""
+
+    def __init__(self, km: KerasModel, model: InceptionResnetV1) -> None:
+        self.km = km
+        self.model = model
+        expected = {key: value.shape for key, value in model.state_dict().items()
+                    if not key.endswith("num_batches_tracked")}
+        self.filler = _Filler(km, expected)
+        self.scales: dict[str, float] = {}  # block path -> residual scale from the config
+        self.eps: dict[str, float] = {}  # batch-norm path -> epsilon from the config
+
+    def _followed_by_relu(self, name: str) -> bool:
+        after = self.km.consumers(name)
+        return [(c.class_name, c.config.get("activation")) for c in after] == [
+            ("Activation", "relu")]
+
+    def conv(self, layer: KerasLayer) -> None:
+        path, basic = _conv_target(self.model, self.km, layer.name)
+        module = self.model.get_submodule(path)
         if basic:
             if not isinstance(module, BasicConv2d):
                 raise WeightsError(f"{layer.name} maps to {path}, not a BasicConv2d")
-            after = km.consumers(layer.name)
+            after = self.km.consumers(layer.name)
             if [c.class_name for c in after] != ["BatchNormalization"]:
                 raise WeightsError(f"{layer.name} is not followed by exactly one batch norm")
-            path = f"{path}.conv"
-            module = module.conv
+            path, module = f"{path}.conv", module.conv
         _check_conv(layer.name, layer.config, module)
-        kernel = filler.take(layer.name, "kernel").transpose(3, 2, 0, 1)  # HWIO -> OIHW
-        filler.put(f"{path}.weight", kernel, f"{layer.name}/kernel")
+        kernel = self.filler.take(layer.name, "kernel").transpose(3, 2, 0, 1)  # HWIO -> OIHW
+        self.filler.put(f"{path}.weight", kernel, f"{layer.name}/kernel")
         if layer.config["use_bias"]:
-            filler.put(f"{path}.bias", filler.take(layer.name, "bias"), f"{layer.name}/bias")
+            self.filler.put(f"{path}.bias", self.filler.take(layer.name, "bias"),
+                            f"{layer.name}/bias")
 
-    def batch_norm(layer: KerasLayer) -> None:
+    def batch_norm(self, layer: KerasLayer) -> None:
         if len(layer.inbound) != 1:
             raise WeightsError(f"{layer.name} has {len(layer.inbound)} inputs")
-        source = km.layers[layer.inbound[0]]
+        source = self.km.layers[layer.inbound[0]]
         if source.class_name == "Dense":
             path = "last_bn"
         elif source.class_name == "Conv2D":
-            basic, is_basic = _conv_target(model, km, source.name)
+            basic, is_basic = _conv_target(self.model, self.km, source.name)
             if not is_basic:
                 raise WeightsError(f"{layer.name} follows a residual conv; torch has none there")
-            relu = km.consumers(layer.name)
-            if [(c.class_name, c.config.get("activation")) for c in relu] != [
-                    ("Activation", "relu")]:
+            if not self._followed_by_relu(layer.name):
                 raise WeightsError(f"{layer.name} is not followed by exactly one ReLU")
             path = f"{basic}.bn"
         else:
             raise WeightsError(f"{layer.name} follows a {source.class_name}")
-        eps[path] = _fill_bn(filler, layer, model.get_submodule(path), path)
+        self.eps[path] = _fill_bn(self.filler, layer, self.model.get_submodule(path), path)
 
-    def dense_layer(layer: KerasLayer) -> None:
-        kernel = filler.take(layer.name, "kernel").T  # (in, out) -> (out, in)
-        filler.put("last_linear.weight", kernel, f"{layer.name}/kernel")
+    def dense(self, layer: KerasLayer) -> None:
+        kernel = self.filler.take(layer.name, "kernel").T  # (in, out) -> (out, in)
+        self.filler.put("last_linear.weight", kernel, f"{layer.name}/kernel")
         if layer.config["use_bias"]:
-            filler.put("last_linear.bias", filler.take(layer.name, "bias"), f"{layer.name}/bias")
+            self.filler.put("last_linear.bias", self.filler.take(layer.name, "bias"),
+                            f"{layer.name}/bias")
 
-    def scale_sum(layer: KerasLayer) -> None:
-        scope = _scope(model, layer.name)
+    def scale_sum(self, layer: KerasLayer) -> None:
+        """A block's ``input + scale * conv2d(branches)``: the scale comes from the config."""
+        scope = _scope(self.model, layer.name)
         if scope is None or scope[1] != "ScaleSum" or not _BLOCK_RE.match(layer.name):
             raise WeightsError(f"Lambda layer {layer.name} is not a residual block's ScaleSum")
         path = scope[0]
         residual_conv = layer.name.removesuffix("ScaleSum") + "Conv2d_1x1"
         if len(layer.inbound) != 2 or layer.inbound[1] != residual_conv:
             raise WeightsError(f"{layer.name} does not add {residual_conv} to the block input")
-        if path in scales:
+        if path in self.scales:
             raise WeightsError(f"two ScaleSum layers for {path}")
-        block = model.get_submodule(path)
+        block = self.model.get_submodule(path)
         block.scale = float(layer.config["arguments"]["scale"])
-        scales[path] = block.scale
-        after = km.consumers(layer.name)
-        has_relu = [(c.class_name, c.config.get("activation")) for c in after] == [
-            ("Activation", "relu")]
+        self.scales[path] = block.scale
+        has_relu = self._followed_by_relu(layer.name)
         torch_relu = not (isinstance(block, Block8) and block.noReLU)
         if has_relu != torch_relu:
             raise WeightsError(f"{layer.name}: ReLU after the block is {has_relu} in Keras "
                                f"but {torch_relu} in torch ({path})")
 
-    def max_pool(layer: KerasLayer) -> None:
-        scope = _scope(model, layer.name)
+    def max_pool(self, layer: KerasLayer) -> None:
+        scope = _scope(self.model, layer.name)
         if layer.name == "MaxPool_3a_3x3":
             path = "maxpool_3a"
         elif scope and (branch := _BRANCH_RE.match(scope[1])):
             path = f"{scope[0]}.branch{branch['branch']}"
         else:
             raise WeightsError(f"cannot place pooling layer {layer.name}")
-        pool = model.get_submodule(path)
-        cfg = layer.config
+        pool, cfg = self.model.get_submodule(path), layer.config
         if not (isinstance(pool, nn.MaxPool2d) and cfg["padding"] == "valid"
                 and pool.padding == 0 and not pool.ceil_mode
                 and tuple(cfg["pool_size"]) == (pool.kernel_size,) * 2
                 and tuple(cfg["strides"]) == (pool.stride,) * 2):
             raise WeightsError(f"Keras {layer.name} {cfg} does not match torch {path} {pool}")
 
-    def concatenate(layer: KerasLayer) -> None:
+    def concatenate(self, layer: KerasLayer) -> None:
         if layer.config["axis"] not in (-1, 3):
             raise WeightsError(f"{layer.name} concatenates along axis {layer.config['axis']}")
         order = [_branch_index(name) for name in layer.inbound]
         if order != list(range(len(order))):  # torch.cat((x0, x1, ...)) in branch order
             raise WeightsError(f"{layer.name} concatenates branches in order {order}")
 
-    def activation(layer: KerasLayer) -> None:
+    def activation(self, layer: KerasLayer) -> None:
         if layer.config["activation"] != "relu":
             raise WeightsError(f"{layer.name} is {layer.config['activation']}, not ReLU")
 
-    def structural(layer: KerasLayer) -> None:
-        """Input, global average pooling and dropout carry no weights; eval() ignores dropout."""
+    def weightless(self, layer: KerasLayer) -> None:
+        """Input, global average pooling, dropout: no weights; eval() disables dropout."""
 
-    handlers.update({
-        "Conv2D": conv, "BatchNormalization": batch_norm, "Dense": dense_layer,
-        "Lambda": scale_sum, "MaxPooling2D": max_pool, "Concatenate": concatenate,
-        "Activation": activation, "InputLayer": structural,
-        "GlobalAveragePooling2D": structural, "Dropout": structural,
-    })
-    for layer in km.layers.values():
-        handlers[layer.class_name](layer)
-
-    _prove_complete(km, model, filler, scales, eps)
-    state = {key: value for key, value in model.state_dict().items()
-             if key.endswith("num_batches_tracked")}
-    state.update(filler.filled)
-    model.load_state_dict(state, strict=True)
-    model.eval()  # the heads swapped in above start in training mode
-    report = ConversionReport(
-        keras_version=km.keras_version,
-        source_tensors=len(filler.consumed),
-        target_keys=len(filler.filled),
-        synthesized_gammas=filler.synthesized,
-        embedding_dim=dense.config["units"],
-        block_scales=tuple(sorted(scales.items(), key=lambda kv: _module_order(model, kv[0]))),
-        bn_eps=tuple(sorted(eps.items(), key=lambda kv: _module_order(model, kv[0]))),
-        numeric_checks=(),
-    )
-    return model, report
-
-
-def _prove_complete(km: KerasModel, model: nn.Module, filler: _Filler,
-                    scales: dict[str, float], eps: dict[str, float]) -> None:
-    unused = sorted(km.tensor_paths - filler.consumed)
-    if unused:
-        raise WeightsError(f"{len(unused)} tensors in the file were not used, e.g. {unused[:3]}")
-    missing = sorted(set(filler.expected) - set(filler.filled))
-    if missing:
-        raise WeightsError(f"{len(missing)} torch state keys were not filled, e.g. {missing[:3]}")
-    blocks = {name for name, module in model.named_modules()
-              if isinstance(module, Block35 | Block17 | Block8)}
-    if blocks != set(scales):
-        raise WeightsError(f"blocks without a scale from the file: {sorted(blocks - set(scales))}")
-    norms = {name for name, module in model.named_modules()
-             if isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d)}
-    if norms != set(eps):
-        raise WeightsError(f"batch norms without an epsilon from the file: "
-                           f"{sorted(norms - set(eps))[:3]}")
-
-
-def _module_order(model: nn.Module, path: str) -> int:
-    return [name for name, _ in model.named_modules()].index(path)
+    def prove_complete(self) -> None:
+        """Every file tensor used, every state key, block scale and epsilon set."""
+        unused = sorted(self.km.tensor_paths - self.filler.consumed)
+        if unused:
+            raise WeightsError(f"{len(unused)} tensors in the file were not used, "
+                               f"e.g. {unused[:3]}")
+        missing = sorted(set(self.filler.expected) - set(self.filler.filled))
+        if missing:
+            raise WeightsError(f"{len(missing)} torch state keys were not filled, "
+                               f"e.g. {missing[:3]}")
+        modules = list(self.model.named_modules())
+        blocks = {name for name, m in modules if isinstance(m, Block35 | Block17 | Block8)}
+        if blocks != set(self.scales):
+            raise WeightsError(f"blocks without a scale from the file: "
+                               f"{sorted(blocks - set(self.scales))}")
+        norms = {name for name, m in modules if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d)}
+        if norms != set(self.eps):
+            raise WeightsError(f"batch norms without an epsilon from the file: "
+                               f"{sorted(norms - set(self.eps))[:3]}")
 
 
 # ----------------------------------------------------------------------------- numpy reference

@@ -174,6 +174,7 @@ def load_embedder(info: WeightsInfo, device: str = "cpu") -> InceptionResnetV1:
     except RuntimeError as exc:
         raise WeightsError(f"{info.path} is not an InceptionResnetV1 state: {exc}") from exc
     model.eval()  # again: heads swapped in above start in training mode
+    model.requires_grad_(False)  # inference only: no autograd graph even outside inference_mode
     return model.to(device)
 
 
@@ -269,13 +270,15 @@ def _ensure_downloaded(name: str, cache_dir: Path) -> WeightsInfo:
             return info
         from facenet_pytorch.models.utils.download import download_url_to_file
 
-        assert entry.url is not None  # every downloadable entry has one
+        url = entry.url
+        if url is None:
+            raise WeightsError(f"{name} has no download URL")
         try:
-            _atomic_write(target, lambda tmp: download_url_to_file(entry.url, str(tmp),
+            _atomic_write(target, lambda tmp: download_url_to_file(url, str(tmp),
                                                                    progress=False))
         except (OSError, RuntimeError, ValueError) as exc:
             raise WeightsError(
-                f"could not download the {name} weights from {entry.url} ({exc}); this "
+                f"could not download the {name} weights from {url} ({exc}); this "
                 f"machine seems to have no internet access. Use {DEFAULT_WEIGHTS} "
                 "(offline), a local .pt path, or an s3:// URI uploaded from a machine "
                 "that has the file"
@@ -283,7 +286,7 @@ def _ensure_downloaded(name: str, cache_dir: Path) -> WeightsInfo:
         dim = _state_dim(_load_state(target), target)
         sha = sha256_file(target)
         _write_sidecar(target, {"model": name, "sha256": sha, "embedding_dim": dim,
-                                "source": {"url": entry.url}, "module_overrides": {}})
+                                "source": {"url": url}, "module_overrides": {}})
         return _info(name, target, sha, dim, name, ())
 
 
