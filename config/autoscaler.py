@@ -11,9 +11,10 @@ take tens of seconds to boot and bill a 60 s minimum per start).
 | FACEFLEET_MAX_INSTANCES | 15 | 15 | most instances pending+running; also the slot count |
 | FACEFLEET_MIN_INSTANCES | 0 | 0 | fewest instances kept running |
 | FACEFLEET_TICK_SECONDS | 0.5 | 5 | controller period |
-| FACEFLEET_BACKLOG_PER_INSTANCE | 1 | 1 | messages (visible + in flight) one instance absorbs |
+| FACEFLEET_BACKLOG_PER_INSTANCE | 1 | 3 | messages (visible + in flight) one instance absorbs |
+|   |   |   | (aws: a backlog builds up during a ~15-40 s boot; 3 was best in the simulator) |
 | FACEFLEET_COUNT_DELAYED | false | false | count delayed messages as load |
-| FACEFLEET_IDLE_GRACE_SECONDS | 1 | 30 | queue and in-flight empty this long → scale to min |
+| FACEFLEET_IDLE_GRACE_SECONDS | 0.5 | 30 | queue and in-flight empty this long → scale to min |
 | FACEFLEET_SCALE_IN_WINDOW_SECONDS | 2 | 60 | partial scale-in follows the highest recommendation |
 |   |   |   | of this window (HPA-style stabilisation) |
 | FACEFLEET_MIN_RUN_SECONDS | 0 | 60 | never stop an instance running less than this (EC2 |
@@ -67,7 +68,8 @@ DEFAULT_WORKER_COMMAND = (
 # Per-profile defaults: (embedded, aws). Kept in one place, like HPA's defaults.go.
 _PROFILE_DEFAULTS: dict[str, tuple[float, float]] = {
     "tick_s": (0.5, 5.0),
-    "idle_grace_s": (1.0, 30.0),
+    "backlog_per_instance": (1.0, 3.0),
+    "idle_grace_s": (0.5, 30.0),
     "scale_in_window_s": (2.0, 60.0),
     "min_run_s": (0.0, 60.0),
     "boot_timeout_s": (30.0, 600.0),
@@ -85,7 +87,7 @@ class AutoscalerSettings:
     tick_s: float = 0.5
     backlog_per_instance: float = 1.0
     count_delayed: bool = False
-    idle_grace_s: float = 1.0
+    idle_grace_s: float = 0.5
     scale_in_window_s: float = 2.0
     min_run_s: float = 0.0
     boot_timeout_s: float = 30.0
@@ -164,7 +166,8 @@ class AutoscalerSettings:
             max_instances=max_instances,
             min_instances=min_instances,
             tick_s=tick_s,
-            backlog_per_instance=get_float(env, "FACEFLEET_BACKLOG_PER_INSTANCE", 1.0,
+            backlog_per_instance=get_float(env, "FACEFLEET_BACKLOG_PER_INSTANCE",
+                                           _PROFILE_DEFAULTS["backlog_per_instance"][pick],
                                            minimum=0.01, maximum=1e6),
             count_delayed=get_bool(env, "FACEFLEET_COUNT_DELAYED", False),
             idle_grace_s=seconds("FACEFLEET_IDLE_GRACE_SECONDS", "idle_grace_s"),

@@ -11,7 +11,8 @@ from config.env import ConfigError
 def test_embedded_defaults() -> None:
     s = AutoscalerSettings.from_env({})
     assert s.embedded and s.max_instances == 15 and s.min_instances == 0
-    assert s.tick_s == 0.5 and s.idle_grace_s == 1.0 and s.min_run_s == 0.0
+    assert s.tick_s == 0.5 and s.idle_grace_s == 0.5 and s.min_run_s == 0.0
+    assert s.backlog_per_instance == 1.0
     assert s.warm_pool_size == 15 and s.worker_command == DEFAULT_WORKER_COMMAND
     assert s.instance_name(3) == "app-tier-instance-3"
 
@@ -21,6 +22,7 @@ def test_aws_profile_needs_an_image_and_has_slower_defaults() -> None:
         AutoscalerSettings.from_env({"FACEFLEET_AWS_ENDPOINT": "aws"})
     s = AutoscalerSettings.from_env({"FACEFLEET_AWS_ENDPOINT": "aws", "FACEFLEET_AMI": "ami-1"})
     assert not s.embedded and s.tick_s == 5.0 and s.min_run_s == 60.0
+    assert s.backlog_per_instance == 3.0 and s.idle_grace_s == 30.0
 
 
 def test_overrides_and_warm_pool_follows_max() -> None:
