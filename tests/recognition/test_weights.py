@@ -44,7 +44,7 @@ from recognition.weights import (
     upload_weights,
 )
 
-CACHE = Settings().cache_dir
+CACHE = Settings.from_env().cache_dir  # the cache `make weights` fills
 
 
 @pytest.fixture(scope="module")
