@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from config import monitoring
 from config.serving import ServingSettings
 from config.settings import EMBEDDED_CREDENTIALS, Settings
 
@@ -131,14 +132,16 @@ def celery_config(
         "task_routes": {f"{TASK_PREFIX}*": {"queue": settings.queue}},
         # A STARTED state would cost one more S3 write per request on the hot path.
         "task_track_started": False,
-        # Plain SQS has no broadcast: remote control and events need the SNS fanout
-        # transport extension (DESIGN.md §6), which turns these on when swapped in.
+        # Plain SQS has no broadcast: remote control and events come from the SNS
+        # fanout transport extension (DESIGN.md §6), merged in by monitoring.apply below
+        # (FACEFLEET_MONITORING=false keeps plain SQS with both off).
         "worker_enable_remote_control": False,
         "worker_send_task_events": False,
+        # A task-sent event per request would cost the web tier one SNS publish each.
         "task_send_sent_event": False,
         # Retry the broker at start-up: the endpoint may come up after the worker.
         "broker_connection_retry_on_startup": True,
         "enable_utc": True,
         "timezone": "UTC",
     }
-    return conf
+    return monitoring.apply(conf)
