@@ -248,7 +248,7 @@ class Recognizer:
             try:
                 images.append(self.decode(data))
             except ImageError as exc:
-                raise ImageError(exc.code, f"{source}: {exc}") from None
+                raise ImageError(exc.code, f"{source}: {exc}; nothing was enrolled") from None
         crops, missing = self._primary_crops(images)
         if missing:
             names = ", ".join(photos[i][1] for i in missing)

@@ -190,3 +190,26 @@ def test_primary_face_prefers_the_largest_sure_face() -> None:
     assert primary_index([det(0.9999, 40), det(0.998, 90)]) == 1
     assert primary_index([det(0.9999, 40), det(0.80, 90)]) == 0
     assert primary_index([det(0.73, 40), det(0.71, 90)]) == 0
+
+
+def test_from_settings_with_the_gallery_on_s3(settings: object, celebrities: Path,
+                                              train_embeddings: dict, parts: Parts) -> None:
+    """The production path: gallery object on moto's S3, reloaded when its ETag changes."""
+    from dataclasses import replace
+
+    from recognition.gallery_store import make_s3_client
+
+    client = make_s3_client(settings)
+    client.create_bucket(Bucket=settings.model_bucket)  # type: ignore[attr-defined]
+    recognizer = Recognizer.from_settings(replace(settings, threshold=0.9),  # type: ignore
+                                          s3_client=client)
+    assert recognizer.threshold == 0.9  # FACEFLEET_THRESHOLD overrides the registry value
+    assert recognizer.weights.sha256 == parts.weights.sha256
+    probe = _val(celebrities, "jerry_seinfeld")[0].read_bytes()
+    assert recognizer.recognize(probe).label == "Unknown"
+    writer = GalleryStore.from_settings(settings, s3_client=client,
+                                        weights_name=parts.weights.name,
+                                        weights_sha256=parts.weights.sha256)
+    writer.enroll("jerry_seinfeld", *train_embeddings["jerry_seinfeld"])
+    assert recognizer.refresh_gallery(force=True) is True
+    assert recognizer.recognize(probe).label == "jerry_seinfeld"
