@@ -200,9 +200,18 @@ class Ec2Fleet:
                  for i in sorted(group, key=lambda i: (i.since, i.id))[1:]]
         beyond = [i.id for slot, group in by_slot.items()
                   if slot > self.settings.max_instances for i in group]
-        if extra or beyond:
-            self.terminate(extra + beyond)
-        return extra + beyond
+        ended = []
+        for iid in extra + beyond:
+            try:
+                self.terminate([iid])
+                ended.append(iid)
+            except FleetError:
+                # a racing controller may be terminating the same duplicate: fine if it
+                # is on its way out, an error otherwise
+                states = {i.id: i.state for i in self.list()}
+                if states.get(iid) in {"pending", "running", "stopped"}:
+                    raise
+        return ended
 
     # -- state changes -----------------------------------------------------------------
     def _call(self, what: str, method: str, ids: Sequence[str]) -> None:
