@@ -2,7 +2,7 @@
 
 | variable | default | meaning |
 | --- | --- | --- |
-| FACEFLEET_BROKER_TRANSPORT | sqs | kombu transport alias or ``module:Class`` |
+| FACEFLEET_BROKER_TRANSPORT | tasks.transport:Transport | kombu transport (``module:Class``) |
 | FACEFLEET_TASK_TIME_LIMIT | 60 | hard limit (s) on one task; the process running it is killed |
 | FACEFLEET_VISIBILITY_TIMEOUT | 120 | SQS visibility timeout (s); must exceed the time limit |
 | FACEFLEET_SQS_WAIT_TIME | 10 | SQS long-poll wait (s, 0..20) for workers and reply queues |
@@ -30,7 +30,7 @@ from config.env import ConfigError, get_bool, get_float, get_int, get_str
 class ServingSettings:
     """Typed, validated serving knobs (see the module docstring)."""
 
-    broker_transport: str = "sqs"
+    broker_transport: str = "tasks.transport:Transport"
     task_time_limit: float = 60.0
     visibility_timeout: int = 120
     wait_time_seconds: int = 10

@@ -144,6 +144,8 @@ def start(settings: Settings, serving: ServingSettings, stack: StackSettings,
             worker_env["FACEFLEET_WEIGHTS"] = provisioned.weights_uri
         web_url = None
         if (ROOT / "webapp" / "__init__.py").exists():
+            # gunicorn_conf.py reads the bind address from the environment.
+            env["FACEFLEET_WEB_BIND"] = web.bind
             procs.append(_spawn("web", [
                 sys.executable, "-m", "gunicorn", "-c", str(ROOT / "webapp/gunicorn_conf.py"),
                 "webapp:create_app()"], env, logs))
@@ -154,7 +156,7 @@ def start(settings: Settings, serving: ServingSettings, stack: StackSettings,
             procs.append(_spawn(f"worker-{index + 1}", [
                 sys.executable, "-m", "celery", "-A", "tasks", "worker",
                 "-n", f"worker-{index + 1}@%h", "--loglevel=INFO",
-                "--without-gossip", "--without-mingle", "--without-heartbeat"],
+                "--without-gossip", "--without-mingle"],
                 worker_env, logs))
         say(f"waiting for {stack.workers} worker(s) to load the model")
         for proc in procs:
