@@ -1,0 +1,127 @@
+"""``GET /dashboard`` (the live page) and ``GET /api/v1/dashboard`` (what it polls).
+
+The JSON has three parts:
+
+- ``fleet``: queue depth (visible, in flight) and the autoscaler's published state
+  (``webapp.fleet.read_state``) summarised by ``webapp.fleet_summary``: instances by
+  state, desired vs actual, the recent decisions;
+- ``events``: the Celery-event aggregate of this web process (``webapp.event_stats``):
+  tasks per second, latency and runtime percentiles, workers and their heartbeats,
+  recent tasks; ``null`` when events are off (``FACEFLEET_DASHBOARD_EVENTS=false`` or
+  ``FACEFLEET_MONITORING=false``);
+- ``monitor``: the state of this process's event listener (``webapp.events_monitor``).
+
+Either route starts the listener if it is not running in this process; no other route
+does. Every number is per web process: with several gunicorn workers each keeps its
+own aggregate (all see every event, but each from when it started listening).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, render_template
+
+from config.dashboard import DashboardSettings
+from config.monitoring import MonitoringSettings
+from config.settings import Settings
+from webapp.errors import translate_backend_error
+from webapp.event_stats import EventAggregate
+from webapp.events_monitor import EventsMonitor
+from webapp.fleet import read_state
+from webapp.fleet_summary import summarize_fleet
+from webapp.services import Services, get_services
+
+bp = Blueprint("dashboard", __name__)
+
+EXTENSION = "facefleet_dashboard"
+
+
+@dataclass
+class Dashboard:
+    """The dashboard's settings and this app's event monitor."""
+
+    settings: DashboardSettings
+    monitor: EventsMonitor
+    events_off_reason: str | None = None
+
+
+def init_app(app: Flask, config: Mapping[str, Any]) -> Dashboard:
+    """Attach the (not yet started) monitor and register the routes.
+
+    ``config`` may hold ``FACEFLEET_DASHBOARD`` (a ``DashboardSettings``) and
+    ``FACEFLEET_MONITORING`` (a ``MonitoringSettings``); otherwise the environment.
+    """
+    settings: DashboardSettings = config.get("FACEFLEET_DASHBOARD") or \
+        DashboardSettings.from_env()
+    monitoring: MonitoringSettings = config.get("FACEFLEET_MONITORING") or \
+        MonitoringSettings.from_env()
+    services: Services = app.extensions["facefleet"]
+    reason = None
+    if not settings.events:
+        reason = "FACEFLEET_DASHBOARD_EVENTS is false"
+    elif not monitoring.enabled:
+        reason = "FACEFLEET_MONITORING is false: workers send no events over plain SQS"
+    aggregate = EventAggregate(window_s=settings.window_s, rate_window_s=settings.rate_window_s,
+                               history_s=settings.history_s,
+                               forget_after_s=settings.forget_after_s)
+    monitor = EventsMonitor(lambda: celery_app(services.settings), aggregate,
+                            idle_stop_s=settings.idle_stop_s, enabled=reason is None)
+    dashboard = Dashboard(settings, monitor, reason)
+    app.extensions[EXTENSION] = dashboard
+    app.register_blueprint(bp)
+    return dashboard
+
+
+def celery_app(settings: Settings) -> Any:
+    """The facefleet Celery app for ``settings`` (no tasks imported, no model loaded)."""
+    from tasks.factory import make_app  # deferred: Celery and kombu load on first use
+
+    return make_app(settings)
+
+
+def get_dashboard() -> Dashboard:
+    """The current app's Dashboard (inside a request or app context)."""
+    return current_app.extensions[EXTENSION]
+
+
+@bp.get("/dashboard")
+def page() -> str:
+    """The live page; it polls ``/api/v1/dashboard`` every FACEFLEET_DASHBOARD_POLL s."""
+    dashboard = get_dashboard()
+    dashboard.monitor.touch()
+    return render_template("dashboard.html", poll_ms=int(dashboard.settings.poll_s * 1000),
+                           events_off_reason=dashboard.events_off_reason)
+
+
+@bp.get("/api/v1/dashboard")
+def data() -> Response:
+    """Fleet, events and listener state as JSON (never 503: parts report their errors)."""
+    dashboard = get_dashboard()
+    dashboard.monitor.touch()
+    services = get_services()
+    now = time.time()
+    body = {
+        "generated_at": now,
+        "poll_s": dashboard.settings.poll_s,
+        "fleet": summarize_fleet(read_queue(services), read_state(services)),
+        "events": dashboard.monitor.snapshot() if dashboard.monitor.enabled else None,
+        "monitor": {**dashboard.monitor.status(), "off_reason": dashboard.events_off_reason},
+    }
+    return jsonify(body)
+
+
+def read_queue(services: Services) -> dict[str, Any]:
+    """Queue depth, or why it cannot be read (the rest of the page stays useful)."""
+    try:
+        depth = services.client.queue_depth()
+    except Exception as exc:
+        mapped = translate_backend_error(exc)
+        if mapped is None:
+            raise
+        return {"ok": False, "message": mapped.message}
+    return {"ok": True, "name": services.settings.queue, "visible": depth.visible,
+            "in_flight": depth.in_flight}
