@@ -14,7 +14,7 @@ from typing import Any
 
 from flask import Flask
 
-from webapp import api, compat, errors, fleet, identities, ops, services
+from webapp import api, compat, dashboard, errors, fleet, identities, ops, services
 from webapp.metrics import WebMetrics
 
 # Multipart framing around one file, allowed on top of settings.max_upload_bytes.
@@ -47,4 +47,5 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     for blueprint in (compat.bp, api.bp, identities.bp, fleet.bp, ops.bp):
         app.register_blueprint(blueprint)
+    dashboard.init_app(app, config)  # /dashboard; its event listener starts on first use
     return app
