@@ -23,13 +23,10 @@ Anything that does not fit raises :class:`WeightsError` saying what and where.
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import h5py
 import numpy as np
 import torch
 from facenet_pytorch import InceptionResnetV1
@@ -39,10 +36,11 @@ from facenet_pytorch.models.inception_resnet_v1 import (
     Block17,
     Block35,
 )
-from numpy.lib.stride_tricks import sliding_window_view
 from torch import nn
 
 from recognition.errors import WeightsError
+from recognition.keras_h5 import KerasLayer, KerasModel, read_keras_h5
+from recognition.keras_reference import numpy_forward, torch_forward
 
 # Keras block families and the facenet-pytorch attributes that hold them, in order:
 # Block8_1..5 are repeat_3[0..4] and Block8_6 is the separate final ``block8``.
@@ -67,31 +65,6 @@ _BLOCK_RE = re.compile(r"^(?P<family>Block35|Block17|Block8)_(?P<index>\d+)(?:_(
 _MIXED_RE = re.compile(r"^(?P<mixed>Mixed_6a|Mixed_7a)(?:_(?P<rest>.+))?$")
 _STEM_RE = re.compile(r"^Conv2d_(?P<id>\d[a-z])_\d+x\d+$")
 _BRANCH_RE = re.compile(r"^Branch_(?P<branch>\d+)_")
-
-
-@dataclass(frozen=True)
-class KerasLayer:
-    """One layer of the Keras functional graph, as the file's config describes it."""
-
-    name: str
-    class_name: str
-    config: dict
-    inbound: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class KerasModel:
-    """The parsed h5: graph (in config order), weights by layer, every tensor path."""
-
-    layers: dict[str, KerasLayer]
-    weights: dict[str, dict[str, tuple[str, np.ndarray]]]  # layer -> short name -> (path, array)
-    tensor_paths: frozenset[str]
-    keras_version: str
-    output: str
-
-    def consumers(self, name: str) -> list[KerasLayer]:
-        """Layers that take ``name``'s output as an input."""
-        return [layer for layer in self.layers.values() if name in layer.inbound]
 
 
 @dataclass(frozen=True)
@@ -131,57 +104,6 @@ class ConversionReport:
             "bn_eps": sorted({value for _, value in self.bn_eps}),
             "numeric_checks": dict(self.numeric_checks),
         }
-
-
-# ----------------------------------------------------------------------------- reading
-
-
-def read_keras_h5(path: Path) -> KerasModel:
-    """Parse ``model_config`` and load every weight tensor of a Keras 2 h5 file."""
-    try:
-        with h5py.File(path, "r") as f:
-            return _read_open_h5(f)
-    except OSError as exc:
-        raise WeightsError(f"cannot read Keras weights {path}: {exc}") from exc
-
-
-def _read_open_h5(f: h5py.File) -> KerasModel:
-    if "model_config" not in f.attrs or "model_weights" not in f:
-        raise WeightsError(f"{f.filename} is not a whole Keras model file (no model_config)")
-    config = json.loads(_text(f.attrs["model_config"]))
-    if config.get("class_name") != "Model":
-        raise WeightsError(f"expected a functional Keras Model, found {config.get('class_name')}")
-    graph = config["config"]
-    layers: dict[str, KerasLayer] = {}
-    for entry in graph["layers"]:
-        nodes = entry.get("inbound_nodes") or []
-        if len(nodes) > 1:
-            raise WeightsError(f"layer {entry['name']} is shared; the converter expects a tree")
-        inbound = tuple(node[0] for node in nodes[0]) if nodes else ()
-        layers[entry["name"]] = KerasLayer(entry["name"], entry["class_name"],
-                                           entry["config"], inbound)
-    outputs = graph.get("output_layers") or []
-    if len(outputs) != 1:
-        raise WeightsError(f"expected one model output, found {len(outputs)}")
-
-    tensor_paths: set[str] = set()
-    f.visititems(lambda name, obj: tensor_paths.add(name) if isinstance(obj, h5py.Dataset)
-                 else None)
-    group = f["model_weights"]
-    weights: dict[str, dict[str, tuple[str, np.ndarray]]] = {}
-    for layer_name in (_text(n) for n in group.attrs["layer_names"]):
-        if layer_name not in layers:
-            raise WeightsError(f"weights for {layer_name}, which the model config lacks")
-        for weight_name in (_text(n) for n in group[layer_name].attrs["weight_names"]):
-            short = weight_name.rsplit("/", 1)[-1].split(":")[0]
-            h5_path = f"model_weights/{layer_name}/{weight_name}"
-            weights.setdefault(layer_name, {})[short] = (h5_path, np.asarray(f[h5_path]))
-    return KerasModel(layers, weights, frozenset(tensor_paths),
-                      _text(f.attrs.get("keras_version", "unknown")), outputs[0][0])
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes | np.bytes_) else str(value)
 
 
 # ----------------------------------------------------------------------------- mapping
@@ -528,116 +450,6 @@ class _Mapper:
         if norms != set(self.eps):
             raise WeightsError(f"batch norms without an epsilon from the file: "
                                f"{sorted(norms - set(self.eps))[:3]}")
-
-
-# ----------------------------------------------------------------------------- numpy reference
-
-
-def numpy_forward(km: KerasModel, x: np.ndarray, outputs: Collection[str]
-                  ) -> dict[str, np.ndarray]:
-    """Run the Keras graph in numpy (NHWC, raw HWIO arrays from the file), in one pass,
-    and return the outputs of the named layers.
-
-    An independent reference: it shares nothing with the torch mapping but the file.
-    The ScaleSum Lambdas are Sandberg's ``inputs[0] + inputs[1] * scale``.
-    """
-    missing = set(outputs) - set(km.layers)
-    if missing:
-        raise WeightsError(f"no layers named {sorted(missing)}")
-    values: dict[str, np.ndarray] = {}
-    for layer in km.layers.values():
-        inputs = [values[name] for name in layer.inbound]
-        values[layer.name] = _numpy_layer(km, layer, inputs, x)
-        if all(name in values for name in outputs):
-            break
-    return {name: values[name] for name in outputs}
-
-
-def _numpy_layer(km: KerasModel, layer: KerasLayer, inputs: list[np.ndarray],
-                 x: np.ndarray) -> np.ndarray:
-    cfg, weights = layer.config, km.weights.get(layer.name, {})
-    kind = layer.class_name
-    if kind == "InputLayer":
-        return x.astype(np.float64)
-    if kind == "Conv2D":
-        out = _np_conv(inputs[0], weights["kernel"][1], tuple(cfg["strides"]), cfg["padding"])
-        return out + weights["bias"][1] if cfg["use_bias"] else out
-    if kind == "BatchNormalization":
-        gamma = weights["gamma"][1] if cfg["scale"] else 1.0
-        beta = weights["beta"][1] if cfg["center"] else 0.0
-        mean, var = weights["moving_mean"][1], weights["moving_variance"][1]
-        return (inputs[0] - mean) / np.sqrt(var + cfg["epsilon"]) * gamma + beta
-    if kind == "Activation":
-        return np.maximum(inputs[0], 0.0)
-    if kind == "Concatenate":
-        return np.concatenate(inputs, axis=-1)
-    if kind == "Lambda":
-        return inputs[0] + inputs[1] * cfg["arguments"]["scale"]
-    if kind == "MaxPooling2D":
-        (ph, pw), (sh, sw) = cfg["pool_size"], cfg["strides"]
-        windows = sliding_window_view(inputs[0], (ph, pw), axis=(1, 2))[:, ::sh, ::sw]
-        return windows.max(axis=(-2, -1))
-    if kind == "GlobalAveragePooling2D":
-        return inputs[0].mean(axis=(1, 2))
-    if kind == "Dropout":
-        return inputs[0]
-    if kind == "Dense":
-        out = inputs[0] @ weights["kernel"][1]
-        return out + weights["bias"][1] if cfg["use_bias"] else out
-    raise WeightsError(f"numpy reference cannot run {kind}")
-
-
-def _np_conv(x: np.ndarray, kernel: np.ndarray, strides: tuple[int, int],
-             padding: str) -> np.ndarray:
-    """NHWC convolution with an HWIO kernel, TensorFlow's 'same'/'valid' padding."""
-    kh, kw, cin, cout = kernel.shape
-    if padding == "same":
-        pads = []
-        for size, k, s in ((x.shape[1], kh, strides[0]), (x.shape[2], kw, strides[1])):
-            total = max((-(-size // s) - 1) * s + k - size, 0)
-            pads.append((total // 2, total - total // 2))
-        x = np.pad(x, ((0, 0), *pads, (0, 0)))
-    windows = sliding_window_view(x, (kh, kw), axis=(1, 2))[:, ::strides[0], ::strides[1]]
-    n, ho, wo = windows.shape[:3]
-    patches = windows.transpose(0, 1, 2, 4, 5, 3).reshape(n * ho * wo, kh * kw * cin)
-    return (patches @ kernel.reshape(kh * kw * cin, cout)).reshape(n, ho, wo, cout)
-
-
-# The torch model's forward, split into named stages, to read intermediate outputs.
-_TORCH_STAGES = ("conv2d_1a", "conv2d_2a", "conv2d_2b", "maxpool_3a", "conv2d_3b",
-                 "conv2d_4a", "conv2d_4b", "repeat_1", "mixed_6a", "repeat_2", "mixed_7a",
-                 "repeat_3", "block8")
-
-
-def _torch_stages(model: InceptionResnetV1) -> Iterator[tuple[str, nn.Module]]:
-    for name in _TORCH_STAGES:
-        module = getattr(model, name)
-        if isinstance(module, nn.Sequential):
-            yield from ((f"{name}.{i}", child) for i, child in enumerate(module))
-        else:
-            yield name, module
-
-
-def torch_forward(model: InceptionResnetV1, x: np.ndarray, stages: Collection[str]
-                  ) -> dict[str, np.ndarray]:
-    """Run the torch model on NHWC ``x`` in one pass; return each named stage's output
-    as NHWC (``last_bn``: the un-normalised N x D embedding)."""
-    wanted, found = set(stages), {}
-    known = {name for name, _ in _torch_stages(model)} | {"last_bn"}
-    if wanted - known:
-        raise WeightsError(f"no torch stages named {sorted(wanted - known)}")
-    with torch.inference_mode():
-        t = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32))
-        for name, module in _torch_stages(model):
-            if wanted <= set(found):
-                break
-            t = module(t)
-            if name in wanted:
-                found[name] = t.permute(0, 2, 3, 1).double().numpy()
-        if "last_bn" in wanted:
-            t = model.last_bn(model.last_linear(model.avgpool_1a(t).flatten(1)))
-            found["last_bn"] = t.double().numpy()
-    return found
 
 
 def torch_stage_for(layer: str, model: InceptionResnetV1) -> str:
