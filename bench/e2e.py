@@ -20,7 +20,6 @@ so it loads the same weights and gallery. Writes ``results/e2e.json`` and
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
 import sys
@@ -32,6 +31,7 @@ from typing import Any
 
 import requests
 
+from bench.common import RESULTS_DIR, new_figure, save_figure, summary, write_json
 from bench.workload import percentile, run_workload, summarize
 
 DEFAULT_ZIP = Path(__file__).resolve().parents[2] / "shared/data/cse546/face_images_1000.zip"
@@ -119,19 +119,15 @@ def stack_throughput(url: str, name: str, data: bytes, n: int,
     run_workload(url + "/", [(name, data)], {}, min(n, 2 * concurrency), concurrency,
                  progress=False)  # warm every worker and keep-alive connection
     outcomes, duration = run_workload(url + "/", [(name, data)], {}, n, concurrency)
-    summary = summarize(outcomes, duration)
-    return {"requests": n, "concurrency": concurrency, "rps": summary["throughput_rps"],
-            "failed": summary["failed"], "latency_s": summary["latency_s"]}
+    counts = summarize(outcomes, duration)
+    return {"requests": n, "concurrency": concurrency, "rps": counts["throughput_rps"],
+            "failed": counts["failed"], "latency_s": counts["latency_s"]}
 
 
-def plot(result: dict[str, Any], path: Path) -> None:
-    """Latency CDFs (left) and throughput bars (right)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+def plot(result: dict[str, Any], out: Path) -> Path:
+    """Latency CDFs (left) and throughput bars (right) to ``out/e2e.png``."""
+    fig, axes = new_figure(1, 2)
+    left, right = axes[0]
     single = result["single"]
     for key, label in (("in_process_samples_s", "in-process"), ("stack_samples_s", "stack")):
         values = sorted(1000 * v for v in single[key])
@@ -150,9 +146,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     right.set_ylabel("images per second")
     right.set_title(f"saturation: stack / in-process = {sat['ratio']:.2f}")
     right.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return save_figure(fig, "e2e", out)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -169,7 +163,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="in-process recognizer processes (the stack's cores)")
     parser.add_argument("--duration", type=float, default=15.0,
                         help="seconds each in-process recognizer runs")
-    parser.add_argument("--out", type=Path, default=Path("results"), help="results folder")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="results folder")
     return parser.parse_args(argv)
 
 
@@ -207,15 +201,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "passed": {"p50": overhead["p50"] <= P50_BAR_S, "p99": overhead["p99"] <= P99_BAR_S,
                    "throughput": ratio >= THROUGHPUT_BAR and stack["failed"] == 0},
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "e2e.json").write_text(json.dumps(result, indent=2) + "\n")
-    plot(result, args.out / "e2e.png")
-    print(f"e2e: single request p50 {1000 * single['stack_s']['p50']:.0f} ms vs in-process "
+    json_path = write_json("e2e", result, args.out)
+    plot(result, args.out)
+    ok = all(result["passed"].values())
+    summary("e2e", f"single request p50 {1000 * single['stack_s']['p50']:.0f} ms vs in-process "
           f"{1000 * single['in_process_s']['p50']:.0f} ms (+{1000 * overhead['p50']:.0f}, bar "
           f"+60), p99 +{1000 * overhead['p99']:.0f} ms (bar +200); saturation "
           f"{stack['rps']:.1f} vs {in_process['rps']:.1f} img/s = {ratio:.2f}x (bar 0.85); "
-          f"{'PASS' if all(result['passed'].values()) else 'FAIL'} -> {args.out}/e2e.json")
-    return 0 if all(result["passed"].values()) else 1
+          f"-> {json_path}", ok)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -36,7 +36,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         # One image plus its multipart framing; larger bodies get 413 before they are
         # read. The enrolment route raises it per request for several files.
         MAX_CONTENT_LENGTH=svc.settings.max_upload_bytes + FORM_OVERHEAD,
-        JSON_SORT_KEYS=False,
     )
     app.config.update({k: v for k, v in config.items() if not k.startswith("FACEFLEET_")})
     app.json.sort_keys = False  # keep label/faces/timings in the order workers write them

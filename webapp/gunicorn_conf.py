@@ -36,3 +36,11 @@ timeout = 120
 graceful_timeout = 30
 keepalive = 5
 proc_name = "facefleet-web"
+
+
+def post_worker_init(worker: object) -> None:
+    """Open the task client's connections before the first request arrives."""
+    app = getattr(worker, "wsgi", None)
+    services = getattr(app, "extensions", {}).get("facefleet")
+    if services is not None:
+        services.warm()

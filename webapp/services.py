@@ -8,6 +8,7 @@ The task client and gallery store are built lazily on first use, so the app star
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -18,6 +19,8 @@ from flask import Flask, current_app
 from config.settings import Settings
 from config.web import WebSettings
 from webapp.errors import unavailable
+
+log = logging.getLogger(__name__)
 
 
 class TaskClient(Protocol):
@@ -80,6 +83,17 @@ class Services:
                 if self._s3 is None:
                     self._s3 = make_s3_client(self.settings)
         return self._s3
+
+    def warm(self) -> bool:
+        """Build the task client and open its connections before the first request, so
+        that request does not pay for them; False (logged) when AWS is not reachable yet.
+        """
+        try:
+            self.client.queue_depth()
+        except Exception as exc:  # startup must not fail: requests will report it as 503
+            log.warning("web tier not warmed (%s); the first request will retry", exc)
+            return False
+        return True
 
     def close(self) -> None:
         """Release the task client (its reply queue); the app may not be used after."""
