@@ -49,6 +49,8 @@ What this package adds (subclassing kombu's SQS ``Transport``/``Channel``, not a
 - long polls bounded by the caller's remaining timeout; no-ack reads deleted with one
   ``DeleteMessageBatch``; events coalesced into SNS ``PublishBatch`` requests
   (:mod:`tasks.transport.batching`); monitoring queues bypass ``predefined_queues``;
+- prompt asynchronous polls: libcurl's millisecond timer honoured
+  (:mod:`tasks.transport.prompt_curl`), so a worker's next long poll starts at once;
 - Flower: an SQS broker back end for its broker page and queue-length API
   (:mod:`tasks.transport.flower_broker`), installed when ``celery flower`` runs.
 """

@@ -11,6 +11,7 @@ from typing import Any
 
 from amqp.protocol import queue_declare_ok_t
 from botocore.exceptions import ClientError
+from kombu.asynchronous import get_event_loop
 from kombu.transport import SQS
 from kombu.transport.SQS.exceptions import DoesNotExistQueueException, UndefinedQueueException
 from kombu.transport.SQS.SNS import SNS as SnsFanout
@@ -27,6 +28,7 @@ from tasks.transport.naming import (
     reply_queue_name,
     topic_matches,
 )
+from tasks.transport.prompt_curl import install_prompt_client
 from tasks.transport.registry import (
     Keeper,
     KeeperOptions,
@@ -139,6 +141,8 @@ class Channel(SQS.Channel):
         return super().sqs(queue)
 
     def asynsqs(self, queue: str | None = None) -> Any:
+        # Before kombu builds its asynchronous client on the worker's event loop.
+        install_prompt_client(self.hub or get_event_loop())
         if queue is not None and self.predefined_queues and self._is_monitor(queue):
             return super().asynsqs(None)
         return super().asynsqs(queue)
