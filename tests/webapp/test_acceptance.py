@@ -11,7 +11,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from bench.workload import load_images, load_labels, run_workload, summarize
+from bench.workload import load_images, load_labels, one_line, run_workload, summarize
 from tests.webapp.stack import WebStack
 
 REQUEST_KEY = re.compile(r"^[0-9a-f]{32}/(test_\d{3})\.jpg$")
@@ -27,6 +27,7 @@ def test_cse546_1000_requests_at_100_clients(enrolled_stack: WebStack, cse546_di
     outcomes, duration = run_workload(enrolled_stack.url + "/", images, labels, 1000, 100,
                                       timeout=180, progress=False)
     summary = summarize(outcomes, duration)
+    print(one_line({**summary, "concurrency": 100}))  # shown with pytest -s / -rP
     failures = [(o.image, o.status, o.body[:120], o.error) for o in outcomes if not o.completed]
     assert summary["failed"] == 0, failures[:5]
     assert summary["correct"] == 1000, [(o.image, o.body) for o in outcomes if not o.correct][:5]

@@ -173,7 +173,8 @@ def test_huge_body_gets_413_under_gunicorn(web_stack: WebStack) -> None:
 
 def test_timeout_gives_504_and_a_full_server_gives_503(moto_endpoint: str) -> None:
     # A provisioned queue that no worker consumes: every wait ends in a timeout.
-    settings = unique_settings(moto_endpoint, result_timeout=2.0)
+    # 5 s: long enough that all four requests arrive while the first two still wait.
+    settings = unique_settings(moto_endpoint, result_timeout=5.0)
     provision(settings, upload_weights=False)
     web = replace(WebSettings(), threads=16, max_waiting=2)
     app = create_app({"FACEFLEET_SETTINGS": settings, "FACEFLEET_WEB": web})
