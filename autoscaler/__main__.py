@@ -16,12 +16,25 @@ import threading
 import boto3
 
 from autoscaler.ec2 import Ec2Fleet
+from autoscaler.idle import CeleryActivityProbe
 from autoscaler.loop import Controller
 from autoscaler.metrics import SqsLoadReader
 from autoscaler.state import StatePublisher
 from config.autoscaler import AutoscalerSettings
 from config.env import ConfigError
 from config.settings import Settings
+
+
+def activity_probe(scaler: AutoscalerSettings) -> CeleryActivityProbe | None:
+    """The probe asking workers what they hold (Celery inspect over SQS+SNS), or None
+    when FACEFLEET_IDLE_PROBE=false."""
+    if not scaler.idle_probe:
+        return None
+    from tasks import app  # the workers' app: same broker, same monitoring transport
+
+    if scaler.embedded:  # the runner's workers are named <instance>@<this host>
+        return CeleryActivityProbe.embedded(app, scaler.idle_probe_timeout_s)
+    return CeleryActivityProbe(app, scaler.idle_probe_timeout_s)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         Ec2Fleet(boto3.client("ec2", **kwargs), scaler),
         SqsLoadReader(boto3.client("sqs", **kwargs), settings.queue),
         StatePublisher(boto3.client("s3", **kwargs), settings.output_bucket, scaler.state_key),
+        idle_probe=activity_probe(scaler),
     )
     if args.once:
         controller.tick()

@@ -18,6 +18,7 @@ from typing import Any
 
 from autoscaler.errors import AutoscalerError, FleetError, MetricsError
 from autoscaler.fleet import Fleet, Instance, count
+from autoscaler.idle import Activity
 from autoscaler.metrics import QueueLoad
 from autoscaler.plan import Actions, plan
 from autoscaler.policy import Decision, History, Observation, decide
@@ -58,7 +59,7 @@ class Controller:
                  read_load: Callable[[], QueueLoad],
                  publisher: StatePublisher | None = None,
                  clock: Callable[[], float] = time.time,
-                 idle_probe: Callable[[list[Instance]], frozenset[str] | None] | None = None,
+                 idle_probe: Callable[[list[Instance]], Activity | None] | None = None,
                  ) -> None:
         self.settings = settings
         self.fleet = fleet
@@ -111,10 +112,18 @@ class Controller:
         decision: Decision = decide(Observation(now, load, counts), self.history,
                                     self.settings)
         self.history = decision.history
-        idle = self.idle_probe(instances) if self.idle_probe else None
-        actions = plan(decision.desired, instances, now, self.settings, idle)
+        # Ask the workers only when some, not all, running instances must go: the one
+        # case where the choice matters (scaling to zero stops every one of them).
+        activity = None
+        if self.idle_probe is not None and 0 < decision.desired < counts.active:
+            activity = self.idle_probe(instances)
+        actions = plan(decision.desired, instances, now, self.settings,
+                       activity.idle if activity else None,
+                       activity.busy if activity else None)
         errors += self._act(actions)
-        acts = {k: v for k, v in actions.to_dict().items() if v}
+        acts: dict[str, Any] = {k: v for k, v in actions.to_dict().items() if v}
+        if activity is not None:
+            acts["workers"] = activity.to_dict()
         record = TickRecord(now, load, counts.active, counts.pending, counts.stopped,
                             decision.desired, decision.action, decision.reason, acts,
                             tuple(errors))

@@ -2,8 +2,10 @@
 
 - Scale-out starts stopped instances of the warm pool first (seconds instead of a full
   boot), lowest slot first, and launches new ones only for the rest.
-- Scale-in picks running instances (never pending ones: EC2 cannot stop them), those
-  known idle first, then the highest slot; an instance that came up less than
+- Scale-in picks running instances (never pending ones: EC2 cannot stop them): those
+  whose worker is known idle first, then those whose worker did not say, and one known
+  to hold a task only when nothing else is left; within each group the highest slot
+  first (see ``autoscaler.idle``). An instance that came up less than
   ``min_run_s`` ago is kept (EC2 bills a minimum per start, stopping it saves nothing).
   Victims are stopped while the warm pool has room, terminated beyond it. Stopping is a
   warm shutdown for the worker (SIGTERM: the current task finishes).
@@ -46,11 +48,26 @@ def _stuck(inst: Instance, now: float, settings: AutoscalerSettings) -> bool:
     return inst.state == "pending" and now - inst.since > limit
 
 
+def scale_in_order(candidates: Sequence[Instance], idle: frozenset[str] = frozenset(),
+                   busy: frozenset[str] = frozenset()) -> list[Instance]:
+    """``candidates`` in the order they should be stopped: known idle, unknown, known busy;
+    highest slot first within each group (the newest capacity goes first, as slots fill
+    from the bottom)."""
+    def rank(inst: Instance) -> tuple[int, int]:
+        group = 0 if inst.name in idle and inst.name not in busy else \
+            2 if inst.name in busy else 1
+        return group, -inst.slot
+
+    return sorted(candidates, key=rank)
+
+
 def plan(desired: int, instances: Sequence[Instance], now: float,
-         settings: AutoscalerSettings, idle: frozenset[str] | None = None) -> Actions:
+         settings: AutoscalerSettings, idle: frozenset[str] | None = None,
+         busy: frozenset[str] | None = None) -> Actions:
     """Actions that move ``instances`` toward ``desired`` active ones.
 
-    ``idle`` optionally names instances whose worker is known to hold no task.
+    ``idle`` and ``busy`` optionally name instances whose worker is known to hold no
+    task, or at least one (see ``autoscaler.idle``).
     """
     notes: list[str] = []
     stuck = [i for i in instances if _stuck(i, now, settings)]
@@ -72,7 +89,6 @@ def plan(desired: int, instances: Sequence[Instance], now: float,
         launch = need - len(start)
     elif desired < len(active):
         excess = len(active) - desired
-        idle = idle or frozenset()
         candidates = [i for i in active if i.state == "running"
                       and now - i.since >= settings.min_run_s]
         kept_young = sum(1 for i in active if i.state == "running"
@@ -80,8 +96,7 @@ def plan(desired: int, instances: Sequence[Instance], now: float,
         if kept_young:
             notes.append(f"keeping {kept_young} instance(s) younger than "
                          f"{settings.min_run_s:g}s (already billed)")
-        candidates.sort(key=lambda i: (i.name not in idle, -i.slot))
-        victims = candidates[:excess]
+        victims = scale_in_order(candidates, idle or frozenset(), busy or frozenset())[:excess]
         room = max(0, settings.warm_pool_size - len(stopped) - stopping)
         stop = [i.id for i in victims[:room]]
         terminate += [i.id for i in victims[room:]]

@@ -34,6 +34,9 @@ take tens of seconds to boot and bill a 60 s minimum per start).
 | FACEFLEET_NAME_PREFIX | app-tier-instance- | same | ``Name`` tag is prefix + slot number |
 | FACEFLEET_FLEET_STATE_KEY | fleet/state.json | same | state object in the output bucket |
 | FACEFLEET_DECISION_HISTORY | 50 | 50 | recent decisions published with the state |
+| FACEFLEET_IDLE_PROBE | true | true | on a partial scale-in, ask the workers (``inspect |
+|   |   |   | active``) which hold no task and stop those first |
+| FACEFLEET_IDLE_PROBE_TIMEOUT | 0.3 | 1 | seconds to wait for the workers' answers |
 | FACEFLEET_RUNNER_POLL_SECONDS | 0.2 | - | embedded runner's EC2 poll period |
 | FACEFLEET_WORKER_COMMAND | celery worker (below) | - | command of one instance's worker |
 | FACEFLEET_RUNNER_STOP_TIMEOUT | 60 | - | seconds a warm shutdown may take before SIGKILL |
@@ -74,6 +77,7 @@ _PROFILE_DEFAULTS: dict[str, tuple[float, float]] = {
     "min_run_s": (0.0, 60.0),
     "boot_timeout_s": (30.0, 600.0),
     "start_timeout_s": (15.0, 300.0),
+    "idle_probe_timeout_s": (0.3, 1.0),
 }
 
 
@@ -105,6 +109,8 @@ class AutoscalerSettings:
     name_prefix: str = "app-tier-instance-"
     state_key: str = "fleet/state.json"
     decision_history: int = 50
+    idle_probe: bool = True
+    idle_probe_timeout_s: float = 0.3
     runner_poll_s: float = 0.2
     worker_command: str = DEFAULT_WORKER_COMMAND
     runner_stop_timeout_s: float = 60.0
@@ -190,6 +196,10 @@ class AutoscalerSettings:
             state_key=get_str(env, "FACEFLEET_FLEET_STATE_KEY", cls.state_key).lstrip("/"),
             decision_history=get_int(env, "FACEFLEET_DECISION_HISTORY", 50, minimum=1,
                                      maximum=10000),
+            idle_probe=get_bool(env, "FACEFLEET_IDLE_PROBE", True),
+            idle_probe_timeout_s=get_float(env, "FACEFLEET_IDLE_PROBE_TIMEOUT",
+                                           _PROFILE_DEFAULTS["idle_probe_timeout_s"][pick],
+                                           minimum=0.01, maximum=60.0),
             runner_poll_s=get_float(env, "FACEFLEET_RUNNER_POLL_SECONDS", 0.2, minimum=0.05,
                                     maximum=60.0),
             worker_command=command,
