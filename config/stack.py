@@ -7,7 +7,9 @@ stack starts moto's server on that loopback port) and the web tier from
 
 | variable | default | meaning |
 | --- | --- | --- |
-| FACEFLEET_WORKERS | 2 | Celery worker processes started by the stack |
+| FACEFLEET_AUTOSCALE | true | start the autoscaler (controller + embedded runner, workers |
+|   |   | per running instance, see :mod:`config.autoscaler`) instead of fixed workers |
+| FACEFLEET_WORKERS | 2 | fixed Celery worker processes (only with FACEFLEET_AUTOSCALE=false) |
 | FACEFLEET_STACK_DIR | .stack | state file and logs of a detached stack |
 | FACEFLEET_STACK_START_TIMEOUT | 180 | seconds to wait for every part to be ready |
 """
@@ -19,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from config.env import get_float, get_int, get_str
+from config.env import get_bool, get_float, get_int, get_str
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class StackSettings:
     # Two single-process workers: one can reload its model after a crash while the
     # other keeps serving; more only compete for this machine's two cores.
     workers: int = 2
+    autoscale: bool = True
     state_dir: Path = Path(".stack")
     start_timeout: float = 180.0
 
@@ -38,6 +41,7 @@ class StackSettings:
         env = os.environ if env is None else env
         return cls(
             workers=get_int(env, "FACEFLEET_WORKERS", cls.workers, minimum=0, maximum=64),
+            autoscale=get_bool(env, "FACEFLEET_AUTOSCALE", cls.autoscale),
             state_dir=Path(get_str(env, "FACEFLEET_STACK_DIR", str(cls.state_dir))),
             start_timeout=get_float(env, "FACEFLEET_STACK_START_TIMEOUT", cls.start_timeout,
                                     minimum=1, maximum=3600),

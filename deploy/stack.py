@@ -1,4 +1,9 @@
-"""The embedded stack: moto's server, provisioning, the web tier and Celery workers.
+"""The embedded stack: moto's server, provisioning, the web tier and the worker fleet.
+
+The fleet is the autoscaler by default: its controller (``python -m autoscaler``)
+scales EC2 instances of the embedded endpoint from the queue's depth, and its runner
+(``python -m autoscaler.runner``) makes each running instance a local Celery worker.
+``FACEFLEET_AUTOSCALE=false`` starts ``FACEFLEET_WORKERS`` fixed workers instead.
 
     python -m deploy.stack run      # foreground; Ctrl-C stops everything
     python -m deploy.stack up       # detached (state in .stack/state.json, logs in .stack/logs/)
@@ -120,6 +125,29 @@ def embedded_port(settings: Settings) -> tuple[str, int]:
     return parts.hostname or "127.0.0.1", parts.port or 80
 
 
+def spawn_autoscaler(env: dict[str, str], logs: Path) -> list[Proc]:
+    """Start the embedded runner, then the controller (stopped in reverse: the controller
+    first, so no instance changes while the runner warm-shuts its workers).
+
+    ``env`` is the workers' environment (settings, weights URI, FACEFLEET_MAX_INSTANCES
+    and the other autoscaler variables); worker logs go to ``logs/workers/<name>.log``.
+    """
+    runner = _spawn("runner", [sys.executable, "-m", "autoscaler.runner",
+                               "--log-dir", str(logs / "workers")], env, logs)
+    controller = _spawn("controller", [sys.executable, "-m", "autoscaler"], env, logs)
+    return [runner, controller]
+
+
+def autoscaler_ready(procs: list[Proc]) -> bool:
+    """True once the runner has its model preloaded and the controller has started."""
+    ready = {"runner": ("runner up",), "controller": ("controller up",)}
+    return all(_log_has(p, *ready[p.name]) for p in procs if p.name in ready)
+
+
+def _wait_autoscaler(procs: list[Proc], timeout: float) -> None:
+    _wait_for("autoscaler", lambda: autoscaler_ready(procs), procs, timeout)
+
+
 def start(settings: Settings, serving: ServingSettings, stack: StackSettings,
           web: WebSettings, say: Callable[[str], None] = print) -> dict[str, Any]:
     """Start every part; return the state (processes, names, URLs). Stops all on error."""
@@ -128,6 +156,10 @@ def start(settings: Settings, serving: ServingSettings, stack: StackSettings,
     logs = stack.state_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     host, port = embedded_port(settings)
+    if stack.autoscale:
+        from config.autoscaler import AutoscalerSettings
+
+        AutoscalerSettings.from_env()  # a bad FACEFLEET_* value fails before anything runs
     procs: list[Proc] = []
     try:
         say(f"starting the embedded AWS endpoint on {settings.aws_endpoint}")
@@ -152,17 +184,23 @@ def start(settings: Settings, serving: ServingSettings, stack: StackSettings,
             web_url = f"http://{web.bind}" if not web.bind.startswith("unix:") else web.bind
         else:
             say("webapp/ is not there yet: starting without a web tier")
-        for index in range(stack.workers):
-            procs.append(_spawn(f"worker-{index + 1}", [
-                sys.executable, "-m", "celery", "-A", "tasks", "worker",
-                "-n", f"worker-{index + 1}@%h", "--loglevel=INFO",
-                "--without-gossip", "--without-mingle"],
-                worker_env, logs))
-        say(f"waiting for {stack.workers} worker(s) to load the model")
-        for proc in procs:
-            if proc.name.startswith("worker-"):
-                _wait_for(proc.name, lambda p=proc: _log_has(p, " ready.", "recognizer loaded"),
-                          procs, stack.start_timeout)
+        if stack.autoscale:
+            say("starting the autoscaler (controller and embedded runner)")
+            procs += spawn_autoscaler(worker_env, logs)
+            _wait_autoscaler(procs, stack.start_timeout)
+        else:
+            for index in range(stack.workers):
+                procs.append(_spawn(f"worker-{index + 1}", [
+                    sys.executable, "-m", "celery", "-A", "tasks", "worker",
+                    "-n", f"worker-{index + 1}@%h", "--loglevel=INFO",
+                    "--without-gossip", "--without-mingle"],
+                    worker_env, logs))
+            say(f"waiting for {stack.workers} worker(s) to load the model")
+            for proc in procs:
+                if proc.name.startswith("worker-"):
+                    _wait_for(proc.name,
+                              lambda p=proc: _log_has(p, " ready.", "recognizer loaded"),
+                              procs, stack.start_timeout)
         if web_url is not None and web_url.startswith("http"):
             _wait_for("web tier", lambda: is_listening(web_url + "/healthz"), procs,
                       stack.start_timeout)
@@ -179,6 +217,7 @@ def start(settings: Settings, serving: ServingSettings, stack: StackSettings,
         "weights": provisioned.weights_uri,
         "gallery": settings.gallery,
         "processes": [asdict(p) for p in procs],
+        "autoscale": stack.autoscale,
         "started_at": time.time(),
     }
 
@@ -261,8 +300,36 @@ def cmd_status(stack: StackSettings) -> int:
     state["processes"] = [{**asdict(p), "alive": p.alive()} for p in procs]
     state["up"] = all(p.alive() for p in procs)
     state["web_answers"] = bool(state.get("web")) and is_listening(str(state["web"]) + "/healthz")
+    if state.get("autoscale") and state["up"]:
+        state["fleet"] = _fleet_summary(state)
     print(json.dumps(state, indent=2))
     return 0 if state["up"] else 1
+
+
+def _fleet_summary(state: dict[str, Any]) -> dict[str, Any]:
+    """What the controller last published (desired, instances by state, the last
+    decision), or why it cannot be read."""
+    import boto3
+
+    from autoscaler.errors import AutoscalerError
+    from autoscaler.state import read_state
+    from config.autoscaler import AutoscalerSettings
+
+    try:
+        settings = Settings.from_env()
+        key = AutoscalerSettings.from_env().state_key
+        s3 = boto3.client("s3", **settings.boto3_kwargs())
+        published = read_state(s3, state["buckets"]["output"], key)
+    except (ConfigError, AutoscalerError) as exc:
+        return {"error": str(exc)}
+    if published is None:
+        return {"error": "the controller has not published its state yet"}
+    decisions = published.get("decisions") or [{}]
+    return {"updated": published.get("updated"), "desired": published.get("desired"),
+            "max": published.get("max"), "counts": published.get("counts"),
+            "instances": [f"{i.get('name')} {i.get('state')}"
+                          for i in published.get("instances", [])],
+            "last_decision": decisions[-1].get("reason")}
 
 
 COMMANDS = ("run", "up", "down", "status")

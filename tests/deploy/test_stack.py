@@ -38,6 +38,7 @@ def test_stack_up_status_down(tmp_path: Path) -> None:
         "FACEFLEET_AWS_ENDPOINT": f"http://127.0.0.1:{free_port()}",
         "FACEFLEET_WEB_BIND": f"127.0.0.1:{free_port()}",
         "FACEFLEET_STACK_DIR": str(tmp_path / "stack"),
+        "FACEFLEET_AUTOSCALE": "false",  # the fixed fleet (the autoscaled one: tests/autoscaler)
         "FACEFLEET_WORKERS": "1",
         "FACEFLEET_SQS_WAIT_TIME": "2",
     })
