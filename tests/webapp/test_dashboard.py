@@ -289,7 +289,7 @@ def test_page_shows_workers_tasks_and_fleet_live(browser, web_stack: WebStack  #
         page.wait_for_function("Number(document.getElementById('dashboard').dataset.updates) >= 1",
                                timeout=30_000)
         publish_controller_state(settings)
-        run_until_both_workers_served(web_stack.url)
+        ids = run_until_both_workers_served(web_stack.url)
         page.wait_for_selector("#workers tbody tr[data-state=online] >> nth=1", timeout=30_000)
         hosts = {page.locator("#workers tbody tr").nth(i).get_attribute("data-hostname")
                  for i in range(page.locator("#workers tbody tr").count())}
@@ -300,7 +300,7 @@ def test_page_shows_workers_tasks_and_fleet_live(browser, web_stack: WebStack  #
             f"Number(document.getElementById('dashboard').dataset.updates) >= {count + 3}",
             timeout=15_000)
         done = page.locator("#tasks-done").text_content() or ""
-        assert int(done.split("/")[0]) >= 16, done
+        assert int(done.split("/")[0]) >= len(ids), done
         assert page.locator("#recent tbody tr").count() >= 8
         assert page.locator("#instance-states li[data-state=running]").count() == 1
         assert page.locator("#decisions tbody tr").count() >= 2

@@ -50,11 +50,16 @@
   }
 
   // ---- charts ------------------------------------------------------------------------
-  function niceMax(v) {
-    if (v <= 0) return 1;
-    const p = Math.pow(10, Math.floor(Math.log10(v)));
-    for (const m of [1, 2, 2.5, 5, 10]) if (v <= m * p) return m * p;
-    return 10 * p;
+  // A round tick step so that 4 steps cover v: 1, 2, 2.5 or 5 times a power of ten
+  // (whole numbers only for counts).
+  function niceStep(v, whole) {
+    const raw = Math.max(v, 1e-9) / 4;
+    const p = Math.pow(10, Math.floor(Math.log10(raw)));
+    for (const m of [1, 2, 2.5, 5, 10]) {
+      const step = m * p;
+      if (step >= raw && (!whole || Number.isInteger(step))) return step;
+    }
+    return Math.ceil(raw);
   }
 
   // series: [{label, color, xs: [epoch s], ys: [number|null], step?}]
@@ -73,7 +78,8 @@
     const x0 = now - SPAN_S;
     let top = 0;
     for (const s of series) for (const y of s.ys) if (y !== null && y > top) top = y;
-    top = niceMax(top * 1.05);
+    const step = niceStep(top > 0 ? top : (unit === "s" ? 0.1 : 4), unit !== "s");
+    top = step * 4;
     const X = (t) => pad.l + ((t - x0) / SPAN_S) * w;
     const Y = (v) => pad.t + h - (v / top) * h;
     g.font = "11px system-ui, sans-serif";
@@ -84,7 +90,7 @@
       const v = (top * i) / 4;
       const y = Y(v);
       g.beginPath(); g.moveTo(pad.l, y); g.lineTo(pad.l + w, y); g.stroke();
-      const label = unit === "s" ? secs(v) : (Number.isInteger(v) ? String(v) : v.toFixed(1));
+      const label = unit === "s" ? secs(v) : String(v);
       g.textAlign = "right"; g.textBaseline = "middle";
       g.fillText(label, pad.l - 4, y);
     }
@@ -97,6 +103,7 @@
     for (const s of series) {
       g.strokeStyle = s.color;
       g.lineWidth = 2;
+      g.setLineDash(s.dash ? [6, 4] : []);
       g.beginPath();
       let pen = false;
       for (let i = 0; i < s.xs.length; i++) {
@@ -109,6 +116,7 @@
         points++;
       }
       g.stroke();
+      g.setLineDash([]);
       g.fillStyle = s.color; // legend
       g.fillRect(legendX, 6, 10, 10);
       g.fillStyle = "#333";
@@ -141,7 +149,7 @@
       { label: "in flight", color: "#ff7f0e", xs: t, ys: history.inFlight },
     ], now);
     lineChart($("chart-instances"), [
-      { label: "desired", color: "#9467bd", xs: t, ys: history.desired },
+      { label: "desired", color: "#9467bd", xs: t, ys: history.desired, dash: true },
       { label: "actual", color: "#2ca02c", xs: t, ys: history.actual },
     ], now);
     const tp = events ? events.throughput : { start: now, succeeded: [], failed: [] };
@@ -187,9 +195,11 @@
       li.textContent = `${state}: ${count}`;
       chips.appendChild(li);
     }
-    fillTable("instances", fleet.instances || [], "no instances", (i) => [
-      i.name || "–", i.id || "–", { text: i.state || "?", cls: `state-${i.state}` },
-      i.launch_time || "–"]);
+    fillTable("instances", fleet.instances || [], "no instances", (i, tr) => {
+      tr.title = i.id || "";
+      return [i.name || "–", { text: i.state || "?", cls: `state-${i.state}` },
+        i.since ? clock(i.since) : (i.launch_time || "–")];
+    });
     fillTable("decisions", fleet.decisions || [], "no decisions published", (d) => {
       const load = d.load ? `${d.load.visible} + ${d.load.in_flight}` : "?";
       const when = d.repeat > 1 ? `${clock(d.time)} (×${d.repeat})` : clock(d.time);
