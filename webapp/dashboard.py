@@ -103,12 +103,14 @@ def data() -> Response:
     dashboard = get_dashboard()
     dashboard.monitor.touch()
     services = get_services()
-    now = time.time()
+    fleet = summarize_fleet(read_queue(services), read_state(services))
+    # Events last, so the AWS reads above do not age them; generated_at is their moment.
+    events = dashboard.monitor.snapshot() if dashboard.monitor.enabled else None
     body = {
-        "generated_at": now,
+        "generated_at": events["now"] if events else time.time(),
         "poll_s": dashboard.settings.poll_s,
-        "fleet": summarize_fleet(read_queue(services), read_state(services)),
-        "events": dashboard.monitor.snapshot() if dashboard.monitor.enabled else None,
+        "fleet": fleet,
+        "events": events,
         "monitor": {**dashboard.monitor.status(), "off_reason": dashboard.events_off_reason},
     }
     return jsonify(body)
