@@ -89,6 +89,11 @@ def _stop(procs: list[Proc], timeout: float = 30.0) -> None:
         _reap(proc.pid)
 
 
+def stop_processes(procs: list[Proc], timeout: float = 30.0) -> None:
+    """Stop ``procs`` by PID, last started first (SIGTERM, then SIGKILL after ``timeout``)."""
+    _stop(list(reversed(procs)), timeout)
+
+
 def _reap(pid: int) -> None:
     # Not our child when a detached stack is stopped by another command.
     with contextlib.suppress(ChildProcessError):
@@ -123,6 +128,17 @@ def embedded_port(settings: Settings) -> tuple[str, int]:
                          "endpoint such as http://127.0.0.1:5055")
     parts = urlsplit(settings.aws_endpoint)
     return parts.hostname or "127.0.0.1", parts.port or 80
+
+
+def child_env(settings: Settings, weights_uri: str | None = None) -> dict[str, str]:
+    """This environment plus ``settings`` for a child process; with ``weights_uri``
+    (the model bucket's copy) for workers, which load the weights from there."""
+    env = dict(os.environ)
+    env.update(settings_env(settings))
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    if weights_uri:
+        env["FACEFLEET_WEIGHTS"] = weights_uri
+    return env
 
 
 def spawn_autoscaler(env: dict[str, str], logs: Path) -> list[Proc]:
@@ -167,13 +183,8 @@ def start(settings: Settings, serving: ServingSettings, stack: StackSettings,
         procs.append(Proc("moto", moto.pid, str(logs / "moto.log")))
         say("provisioning buckets, queues, weights and gallery")
         provisioned = provision(settings, serving)
-        env = dict(os.environ)
-        env.update(settings_env(settings))
-        env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-        worker_env = dict(env)
-        if provisioned.weights_uri:
-            # Workers load the weights from the model bucket (cached locally).
-            worker_env["FACEFLEET_WEIGHTS"] = provisioned.weights_uri
+        env = child_env(settings)
+        worker_env = child_env(settings, provisioned.weights_uri)
         web_url = None
         if (ROOT / "webapp" / "__init__.py").exists():
             # gunicorn_conf.py reads the bind address from the environment.
