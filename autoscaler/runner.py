@@ -3,8 +3,12 @@ worker process on this machine, and is ended when the instance stops or terminat
 
 ``python -m autoscaler.runner`` polls the EC2 API of the embedded endpoint every
 ``FACEFLEET_RUNNER_POLL_SECONDS`` for instances with our role tag. A worker is ended
-with SIGTERM (Celery's warm shutdown: the task in hand finishes and is acknowledged),
-then SIGKILL after ``FACEFLEET_RUNNER_STOP_TIMEOUT``. A failed EC2 read changes
+like an instance's shutdown would end it: first told to stop consuming the request
+queue and given the SQS long-poll wait to let an open poll return (see
+``autoscaler.drain``: a message handed to the poll of an exited worker would stay in
+flight for the whole visibility timeout), then SIGTERM (Celery's warm shutdown: the
+task in hand finishes and is acknowledged), then SIGKILL after
+``FACEFLEET_RUNNER_STOP_TIMEOUT``. A failed EC2 read changes
 nothing. A worker that exits while its instance is still running is started again
 (at most once per second). Workers die with the runner, so a restarted runner simply
 starts afresh from EC2's state.
@@ -37,7 +41,8 @@ class _Worker:
     instance: Instance
     handle: WorkerHandle
     started: float
-    stopping_since: float | None = None
+    term_at: float | None = None         # when SIGTERM is due (after the drain)
+    stopping_since: float | None = None  # when SIGTERM was sent
     killed: bool = False
 
 
@@ -49,15 +54,30 @@ class Runner:
     launcher: Launcher
     stop_timeout_s: float = 60.0
     clock: Callable[[], float] = time.monotonic
+    #: Tells the workers of these instance names to stop consuming (autoscaler.drain).
+    drain: Callable[[list[str]], bool] | None = None
+    #: Seconds between the drain and SIGTERM (the SQS long-poll wait plus a margin).
+    drain_s: float = 0.0
     workers: dict[str, _Worker] = field(default_factory=dict)
     draining: list[_Worker] = field(default_factory=list)
     _last_exit: dict[str, float] = field(default_factory=dict)
 
-    def _end(self, worker: _Worker, why: str) -> None:
-        log.info("ending worker %s (pid %d): %s", worker.instance.name, worker.handle.pid, why)
-        worker.handle.signal(signal.SIGTERM)
-        worker.stopping_since = self.clock()
-        self.draining.append(worker)
+    def _end(self, workers: list[_Worker], why: str) -> None:
+        """Drain ``workers`` (one broadcast), SIGTERM each once its drain is over."""
+        if not workers:
+            return
+        drained = False
+        if self.drain is not None and self.drain_s > 0:
+            drained = self.drain([w.instance.name for w in workers])
+        for worker in workers:
+            log.info("ending worker %s (pid %d): %s%s", worker.instance.name,
+                     worker.handle.pid, why,
+                     f"; draining {self.drain_s:g} s first" if drained else "")
+        now = self.clock()
+        for worker in workers:
+            worker.term_at = now + (self.drain_s if drained else 0.0)
+            self.draining.append(worker)
+        self._reap()
 
     def _reap(self) -> None:
         now = self.clock()
@@ -67,7 +87,12 @@ class Runner:
                 log.info("worker %s (pid %d) exited %s", w.instance.name, w.handle.pid,
                          w.handle.poll())
                 continue
-            assert w.stopping_since is not None
+            if w.stopping_since is None:
+                if w.term_at is not None and now >= w.term_at:
+                    w.handle.signal(signal.SIGTERM)
+                    w.stopping_since = now
+                still.append(w)
+                continue
             if not w.killed and now - w.stopping_since > self.stop_timeout_s:
                 log.warning("worker %s did not finish in %.0f s: SIGKILL", w.instance.name,
                             self.stop_timeout_s)
@@ -85,16 +110,18 @@ class Runner:
             log.warning("cannot list instances, keeping workers as they are: %s", err)
             return
         wanted = {i.id: i for i in instances if i.state == "running"}
+        leaving = []
         for iid, worker in list(self.workers.items()):
             inst = wanted.get(iid)
             if inst is None:
                 del self.workers[iid]
-                self._end(worker, "instance no longer running")
+                leaving.append(worker)
             elif worker.handle.poll() is not None:
                 log.warning("worker %s exited (%s) while its instance runs",
                             worker.instance.name, worker.handle.poll())
                 del self.workers[iid]
                 self._last_exit[iid] = self.clock()
+        self._end(leaving, "instance no longer running")
         now = self.clock()
         for iid, inst in sorted(wanted.items(), key=lambda kv: kv[1].slot):
             if iid in self.workers:
@@ -106,11 +133,13 @@ class Runner:
             self.workers[iid] = _Worker(inst, handle, now)
 
     def shutdown(self, timeout: float | None = None) -> None:
-        """Warm-shut every worker and wait for them (SIGKILL after ``timeout``)."""
-        for iid, worker in list(self.workers.items()):
-            del self.workers[iid]
-            self._end(worker, "runner stopping")
-        deadline = self.clock() + (self.stop_timeout_s if timeout is None else timeout)
+        """Drain and warm-shut every worker and wait for them (SIGKILL after the drain
+        plus ``timeout``)."""
+        workers = list(self.workers.values())
+        self.workers.clear()
+        self._end(workers, "runner stopping")
+        deadline = self.clock() + self.drain_s + (
+            self.stop_timeout_s if timeout is None else timeout)
         while self.draining and self.clock() < deadline:
             self._reap()
             time.sleep(0.05)
@@ -134,10 +163,12 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m autoscaler.runner``: run until SIGINT/SIGTERM."""
     import boto3
 
+    from autoscaler.drain import CeleryDrainer
     from autoscaler.ec2 import Ec2Fleet
     from autoscaler.launchers import CommandLauncher, ForkLauncher
     from config.autoscaler import AutoscalerSettings
     from config.env import ConfigError
+    from config.serving import ServingSettings
     from config.settings import Settings
 
     parser = argparse.ArgumentParser(prog="python -m autoscaler.runner", description=__doc__)
@@ -151,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         scaler = AutoscalerSettings.from_env()
+        serving = ServingSettings.from_env()
     except ConfigError as err:
         print(f"runner: configuration error: {err}", file=sys.stderr)
         return 2
@@ -176,9 +208,16 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    log.info("runner up: role %s, poll %.2fs, %s workers", scaler.role, scaler.runner_poll_s,
-             "forked" if scaler.runner_fork else "command")
-    Runner(fleet.list, launcher, scaler.runner_stop_timeout_s).run(stop, scaler.runner_poll_s)
+    from tasks import app  # the workers' app (imported by the fork launcher already)
+
+    drain_s = scaler.runner_drain_s
+    if drain_s is None:  # an open long poll returns within the SQS wait
+        drain_s = serving.wait_time_seconds + 1.0
+    runner = Runner(fleet.list, launcher, scaler.runner_stop_timeout_s,
+                    drain=CeleryDrainer(app, settings.queue), drain_s=drain_s)
+    log.info("runner up: role %s, poll %.2fs, %s workers, drain %.1fs", scaler.role,
+             scaler.runner_poll_s, "forked" if scaler.runner_fork else "command", drain_s)
+    runner.run(stop, scaler.runner_poll_s)
     return 0
 
 

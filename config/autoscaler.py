@@ -41,6 +41,8 @@ take tens of seconds to boot and bill a 60 s minimum per start).
 | FACEFLEET_WORKER_COMMAND | celery worker (below) | - | command of one instance's worker |
 | FACEFLEET_RUNNER_STOP_TIMEOUT | 60 | - | seconds a warm shutdown may take before SIGKILL |
 | FACEFLEET_RUNNER_FORK | true | - | fork workers from a process with the model preloaded |
+| FACEFLEET_RUNNER_DRAIN_SECONDS | SQS wait + 1 | - | between telling a leaving worker to |
+|   |   |   | stop consuming and its SIGTERM (an open long poll returns; 0: no drain) |
 
 The worker command is split like a shell line and may use ``{name}`` (the instance's
 Name tag) and ``{queue}``; its default is
@@ -115,6 +117,7 @@ class AutoscalerSettings:
     worker_command: str = DEFAULT_WORKER_COMMAND
     runner_stop_timeout_s: float = 60.0
     runner_fork: bool = True
+    runner_drain_s: float | None = None
 
     def instance_name(self, slot: int) -> str:
         """The ``Name`` tag of the instance in ``slot`` (1-based)."""
@@ -167,6 +170,9 @@ class AutoscalerSettings:
             raise ConfigError("FACEFLEET_WORKER_COMMAND is empty")
         groups = tuple(g.strip() for g in get_str(env, "FACEFLEET_SECURITY_GROUPS", ""
                                                    ).split(",") if g.strip())
+        # unset (-1): the SQS long-poll wait + 1 s, known to the runner (config.serving)
+        drain_s = get_float(env, "FACEFLEET_RUNNER_DRAIN_SECONDS", -1.0, minimum=-1.0,
+                            maximum=3600.0)
         settings = cls(
             embedded=embedded,
             max_instances=max_instances,
@@ -206,6 +212,7 @@ class AutoscalerSettings:
             runner_stop_timeout_s=get_float(env, "FACEFLEET_RUNNER_STOP_TIMEOUT", 60.0,
                                             minimum=0.1, maximum=86400.0),
             runner_fork=get_bool(env, "FACEFLEET_RUNNER_FORK", True),
+            runner_drain_s=drain_s if drain_s >= 0 else None,
         )
         if not settings.embedded and not (settings.ami or settings.launch_template):
             raise ConfigError(

@@ -142,6 +142,47 @@ def test_crashed_worker_is_restarted_with_backoff(make_runner, tmp_path: Path) -
         lines(tmp_path / f"{inst.name}.start")) >= 2, timeout=5)
 
 
+def test_leaving_workers_are_drained_before_sigterm(script: Path, tmp_path: Path) -> None:
+    """One drain call names every leaving worker; SIGTERM only once the drain is over."""
+    fleet = MemoryFleet(5)
+    launcher = CommandLauncher(
+        lambda name: [sys.executable, str(script), name, str(tmp_path), "normal"], {})
+    drained: list[list[str]] = []
+    runner = Runner(fleet.list, launcher, 5.0, drain=lambda names: drained.append(names) or True,
+                    drain_s=1.0)
+    try:
+        a, b, c = fleet.launch(3)
+        runner.sync()
+        assert wait_for(lambda: all(lines(tmp_path / f"{i.name}.start") for i in (a, b, c)))
+        fleet.stop([a.id, b.id])
+        ended = time.monotonic()
+        runner.sync()
+        assert [sorted(n) for n in drained] == [sorted([a.name, b.name])]
+        runner.sync()
+        assert not lines(tmp_path / f"{a.name}.term")  # still draining
+        assert wait_for(lambda: runner.sync() is None and not runner.draining, timeout=10)
+        assert time.monotonic() - ended >= 1.0
+        assert lines(tmp_path / f"{a.name}.term") and lines(tmp_path / f"{b.name}.term")
+        assert not lines(tmp_path / f"{c.name}.term")
+    finally:
+        runner.shutdown(timeout=5)
+    assert drained[-1] == [c.name] and lines(tmp_path / f"{c.name}.term")
+
+
+def test_a_failed_drain_means_sigterm_at_once(script: Path, tmp_path: Path) -> None:
+    fleet = MemoryFleet(2)
+    launcher = CommandLauncher(
+        lambda name: [sys.executable, str(script), name, str(tmp_path), "normal"], {})
+    runner = Runner(fleet.list, launcher, 5.0, drain=lambda names: False, drain_s=30.0)
+    (a,) = fleet.launch(1)
+    runner.sync()
+    assert wait_for(lambda: lines(tmp_path / f"{a.name}.start"))
+    fleet.stop([a.id])
+    runner.sync()
+    assert wait_for(lambda: runner.sync() is None and not runner.draining, timeout=5)
+    runner.shutdown(timeout=5)
+
+
 def test_failed_listing_keeps_workers(make_runner) -> None:
     runner, fleet = make_runner()
     fleet.launch(2)
@@ -160,7 +201,7 @@ def test_runner_process_on_moto_is_restart_safe(settings: Any, script: Path,
     role = f"runner-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "FACEFLEET_AWS_ENDPOINT": settings.aws_endpoint,
            "FACEFLEET_ROLE": role, "FACEFLEET_RUNNER_FORK": "false",
-           "FACEFLEET_RUNNER_POLL_SECONDS": "0.1",
+           "FACEFLEET_RUNNER_POLL_SECONDS": "0.1", "FACEFLEET_RUNNER_DRAIN_SECONDS": "0.5",
            "FACEFLEET_WORKER_COMMAND": f"{sys.executable} {script} {{name}} {tmp_path} normal"}
     ec2 = boto3.client("ec2", **settings.boto3_kwargs())
     fleet = Ec2Fleet(ec2, AutoscalerSettings(role=role, max_instances=3, warm_pool_size=3))
