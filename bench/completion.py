@@ -56,7 +56,7 @@ def measure(n: int, warmup: int = 5) -> dict[str, Any]:
     settings = Settings.from_env({"FACEFLEET_AWS_ENDPOINT": f"http://127.0.0.1:{free_port()}"})
     serving = ServingSettings.from_env()
     with tempfile.TemporaryDirectory() as folder:
-        stack = StackSettings(workers=1, state_dir=Path(folder))
+        stack = StackSettings(workers=1, autoscale=False, state_dir=Path(folder))
         web = WebSettings(bind=f"127.0.0.1:{free_port()}")
         state = start(settings, serving, stack, web, say=lambda m: print(m, flush=True))
         try:

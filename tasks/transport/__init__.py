@@ -50,8 +50,7 @@ What this package adds (subclassing kombu's SQS ``Transport``/``Channel``, not a
   ``DeleteMessageBatch``; events coalesced into SNS ``PublishBatch`` requests
   (:mod:`tasks.transport.batching`); monitoring queues bypass ``predefined_queues``;
 - prompt asynchronous polls: libcurl's millisecond timer honoured
-  (:mod:`tasks.transport.prompt_curl`), and a busy consumer resumed the moment its
-  prefetch slot frees (:mod:`tasks.transport.prompt_poll`), not on a timer or a spin;
+  (:mod:`tasks.transport.prompt_curl`), so a worker's next long poll starts at once;
 - Flower: an SQS broker back end for its broker page and queue-length API
   (:mod:`tasks.transport.flower_broker`), installed when ``celery flower`` runs.
 """

@@ -29,7 +29,6 @@ from tasks.transport.naming import (
     topic_matches,
 )
 from tasks.transport.prompt_curl import install_prompt_client
-from tasks.transport.prompt_poll import CapacityWakeMixin
 from tasks.transport.registry import (
     Keeper,
     KeeperOptions,
@@ -53,7 +52,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-class Channel(CapacityWakeMixin, SQS.Channel):
+class Channel(SQS.Channel):
     """SQS channel with broadcast (SNS), routed replies, and owned ephemeral queues."""
 
     _pending_deletes: list[tuple[str, dict[str, Any]]] | None = None
