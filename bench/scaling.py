@@ -52,6 +52,7 @@ from deploy.stack import (
     autoscaler_ready,
     child_env,
     spawn_autoscaler,
+    spawn_controller,
     start,
     stop_processes,
 )
@@ -129,18 +130,6 @@ def autoscaler(stack: EmbeddedStack, role: str, max_instances: int,
         yield scaler
     finally:
         stop_processes(scaler.procs)
-
-
-def spawn_autoscaler_controller(scaler: Autoscaler) -> Proc:
-    """A new controller process for ``scaler`` (log appended to the same file)."""
-    import subprocess
-
-    log = scaler.logs / "controller.log"
-    with open(log, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "autoscaler"], env=scaler.env,
-                                stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-    return Proc("controller", proc.pid, str(log))
 
 
 class Sampler:
@@ -298,10 +287,12 @@ def burst(stack: EmbeddedStack, role: str, max_instances: int,
 
 def _kill_and_restart(scaler: Autoscaler, gap_s: float, record: dict[str, float],
                       t0: float) -> None:
+    """SIGKILL the controller (no cleanup of any kind), wait ``gap_s``, start a new one."""
     old = scaler.controller()
     os.kill(old.pid, signal.SIGKILL)
+    stop_processes([old], timeout=5)  # only reaps it: it is already gone
     time.sleep(gap_s)
-    fresh = spawn_autoscaler_controller(scaler)
+    fresh = spawn_controller(scaler.env, scaler.logs)
     scaler.procs = [p for p in scaler.procs if p is not old] + [fresh]
     record["restarted_at_s"] = time.perf_counter() - t0
 

@@ -64,11 +64,17 @@ class Proc:
         return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
+# Children started by this process, kept until reaped: a Popen dropped while its child
+# runs warns (ResourceWarning) when the stack is driven in-process (bench.scaling, tests).
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
 def _spawn(name: str, cmd: list[str], env: dict[str, str], logs: Path) -> Proc:
     log_path = logs / f"{name}.log"
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
+    _CHILDREN[proc.pid] = proc
     return Proc(name, proc.pid, str(log_path))
 
 
@@ -95,6 +101,11 @@ def stop_processes(procs: list[Proc], timeout: float = 30.0) -> None:
 
 
 def _reap(pid: int) -> None:
+    child = _CHILDREN.get(pid)
+    if child is not None:
+        if child.poll() is not None:
+            del _CHILDREN[pid]
+        return
     # Not our child when a detached stack is stopped by another command.
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
@@ -150,8 +161,13 @@ def spawn_autoscaler(env: dict[str, str], logs: Path) -> list[Proc]:
     """
     runner = _spawn("runner", [sys.executable, "-m", "autoscaler.runner",
                                "--log-dir", str(logs / "workers")], env, logs)
-    controller = _spawn("controller", [sys.executable, "-m", "autoscaler"], env, logs)
-    return [runner, controller]
+    return [runner, spawn_controller(env, logs)]
+
+
+def spawn_controller(env: dict[str, str], logs: Path) -> Proc:
+    """Start a controller (``python -m autoscaler``); its log is ``logs/controller.log``
+    (appended: a restarted controller continues the same file)."""
+    return _spawn("controller", [sys.executable, "-m", "autoscaler"], env, logs)
 
 
 def autoscaler_ready(procs: list[Proc]) -> bool:
@@ -180,6 +196,7 @@ def start(settings: Settings, serving: ServingSettings, stack: StackSettings,
     try:
         say(f"starting the embedded AWS endpoint on {settings.aws_endpoint}")
         moto = start_moto(port, host, log_path=logs / "moto.log")
+        _CHILDREN[moto.pid] = moto
         procs.append(Proc("moto", moto.pid, str(logs / "moto.log")))
         say("provisioning buckets, queues, weights and gallery")
         provisioned = provision(settings, serving)
