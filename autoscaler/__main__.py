@@ -54,16 +54,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"autoscaler: configuration error: {err}", file=sys.stderr)
         return 2
     kwargs = settings.boto3_kwargs()
+    probe = activity_probe(scaler)
     controller = Controller(
         scaler,
         Ec2Fleet(boto3.client("ec2", **kwargs), scaler),
         SqsLoadReader(boto3.client("sqs", **kwargs), settings.queue),
         StatePublisher(boto3.client("s3", **kwargs), settings.output_bucket, scaler.state_key),
-        idle_probe=activity_probe(scaler),
+        idle_probe=probe,
     )
     if args.once:
         controller.tick()
         return 0
+    if probe is not None:
+        probe.warm()
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

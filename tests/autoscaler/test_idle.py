@@ -3,6 +3,7 @@ only when the choice matters."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from autoscaler.fleet import Instance
@@ -111,3 +112,35 @@ def test_probe_failure_means_unknown_and_no_running_means_nothing_to_ask() -> No
     probe = CeleryActivityProbe(FakeApp(), timeout=0.1, hostname="h")
     assert probe([inst(1)]) is None
     assert probe([inst(1, "pending")]) == Activity()
+
+
+class ScriptedControl:
+    """inspect().active() answers from a script; ping() blocks until released."""
+
+    def __init__(self, answers: list[dict[str, Any] | None]) -> None:
+        self.answers = answers
+        self.calls: list[dict[str, Any]] = []
+        self.release = threading.Event()
+
+    def ping(self, timeout: float) -> list[Any]:
+        self.release.wait(10)
+        return []
+
+    def inspect(self, **kwargs: Any) -> Any:
+        self.calls.append(kwargs)
+        answer = self.answers.pop(0)
+        return type("Inspect", (), {"active": lambda _self: answer})()
+
+
+def test_probe_is_silent_while_warming_then_retries_a_lost_broadcast_once() -> None:
+    control = ScriptedControl([{}, {"app-tier-instance-1@h": []}])
+    app = type("App", (), {"control": control})()
+    probe = CeleryActivityProbe(app, timeout=0.1, hostname="h")
+    probe.warm()
+    assert probe([inst(1)]) is None and not control.calls  # warming: no stall, no call
+    control.release.set()
+    assert probe._warm is not None
+    probe._warm.join(5)
+    assert probe([inst(1)]) == Activity(idle=names(1))
+    assert [c["destination"] for c in control.calls] == [["app-tier-instance-1@h"]] * 2
+    assert control.calls[0]["limit"] == 1
