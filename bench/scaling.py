@@ -202,10 +202,11 @@ def enrol(stack: EmbeddedStack, by_label: dict[str, list[tuple[str, bytes]]]) ->
                 raise ScalingError(f"enrolling {label}: HTTP {r.status_code} {r.text[:200]}")
 
 
-def analyse(samples: Sequence[dict[str, float]], result_times: Sequence[float],
-            max_instances: int) -> dict[str, Any]:
-    """The scaling figures of one burst (pure). ``result_times`` are seconds after the
-    first request, in completion order; sample times share that origin."""
+def analyse(before: dict[str, float], samples: Sequence[dict[str, float]],
+            result_times: Sequence[float], max_instances: int) -> dict[str, Any]:
+    """The scaling figures of one burst (pure). ``before`` is the sample taken just
+    before the first request; ``result_times`` are seconds after the first request, in
+    completion order; sample times share that origin."""
     active = [s["pending"] + s["running"] for s in samples]
     depth = [s["visible"] + s["in_flight"] for s in samples]
     first = min(result_times) if result_times else float("nan")
@@ -216,7 +217,6 @@ def analyse(samples: Sequence[dict[str, float]], result_times: Sequence[float],
         if s["t"] >= last and all(a == 0 for a in active[i:]):
             zero_at = s["t"]
             break
-    before = [d for s, d in zip(samples, depth, strict=True) if s["t"] <= 0]
     return {
         "first_result_s": first,
         "last_result_s": last,
@@ -225,7 +225,7 @@ def analyse(samples: Sequence[dict[str, float]], result_times: Sequence[float],
         "peak_running": max((s["running"] for s in samples), default=0),
         "reached_max": max(active, default=0) == max_instances,
         "never_above_max": all(a <= max_instances for a in active),
-        "queue_start": before[-1] if before else (depth[0] if depth else None),
+        "queue_start": before["visible"] + before["in_flight"],
         "queue_peak": max(depth, default=0),
         "queue_end": depth[-1] if depth else None,
     }
@@ -246,6 +246,41 @@ def checks(figures: dict[str, Any], result: dict[str, Any]) -> dict[str, bool]:
     }
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> tuple[int, float] | None:
+    """(parent pid, CPU seconds of the process and its reaped children) from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[1]), sum(int(f) for f in fields[11:15]) / _TICKS
+
+
+def cpu_seconds(roots: dict[str, int]) -> dict[str, float]:
+    """CPU seconds used so far by each named process tree (live descendants included),
+    plus this process (the clients) as ``bench``."""
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (st := _stat(int(entry.name))) is not None:
+            stats[int(entry.name)] = st
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+
+    def tree(pid: int) -> float:
+        return stats.get(pid, (0, 0.0))[1] + sum(tree(c) for c in children.get(pid, []))
+
+    times = os.times()
+    return {**{name: round(tree(pid), 2) for name, pid in roots.items()},
+            "bench": round(times.user + times.system, 2)}
+
+
+def _cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {k: round(after[k] - before.get(k, 0.0), 2) for k in after}
+
+
 def burst(stack: EmbeddedStack, role: str, max_instances: int,
           images: Sequence[tuple[str, bytes]], labels: dict[str, str], n: int, clients: int,
           kill_at: float | None = None, kill_gap_s: float = 1.0, progress: bool = True,
@@ -260,6 +295,8 @@ def burst(stack: EmbeddedStack, role: str, max_instances: int,
             before["visible"] + before["in_flight"] == 0
         times: list[float] = []
         killed: dict[str, float] = {}
+        roots = {p.name: p.pid for p in stack.procs + scaler.procs if p.name != "controller"}
+        cpu_before = cpu_seconds(roots)
         t0 = time.perf_counter()
 
         def on_result(_: Outcome) -> None:
@@ -272,13 +309,14 @@ def burst(stack: EmbeddedStack, role: str, max_instances: int,
         sampler.start(t0)
         outcomes, duration = run_workload(stack.url + "/", images, labels, n, clients,
                                           timeout=300, progress=progress, on_result=on_result)
+        cpu = _cpu_delta(cpu_before, cpu_seconds(roots))  # during the requests
         _wait_idle(sampler, settle_s)
         time.sleep(0.5)  # a few samples past the end: it stays at zero
         samples = sampler.stop()
     result = {"concurrency": clients, **summarize(outcomes, duration)}
-    figures = analyse(samples, times, max_instances)
+    figures = analyse(before, samples, times, max_instances)
     run: dict[str, Any] = {"role": role, "max": max_instances, "result": result, **figures,
-                           "before": before,
+                           "before": before, "cpu_s": cpu,
                            "checks": {"idle_before": idle_before, **checks(figures, result)},
                            "samples": samples}
     if kill_at is not None:
@@ -463,7 +501,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  {run['kind']:<10} max {run['max']:>2}: {res['throughput_rps']:5.1f} req/s, "
               f"peak {run['peak_instances']:>2}, queue peak {run['queue_peak']:>3}, "
               f"{res['failed']} failed, {res['correct']}/{res['requests']} correct, first "
-              f"{run['first_result_s']:.2f} s, to zero {run['zero_running_after_s']} s"
+              f"{run['first_result_s']:.2f} s, to zero {run['zero_running_after_s']} s; CPU s "
+              f"{run['cpu_s']}"
               + (f"; failed checks: {', '.join(failed)}" if failed else ""))
     text, ok = headline(payload)
     summary("scaling", text, ok)
