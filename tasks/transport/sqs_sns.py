@@ -29,6 +29,7 @@ from tasks.transport.naming import (
     topic_matches,
 )
 from tasks.transport.prompt_curl import install_prompt_client
+from tasks.transport.prompt_poll import PromptConsumeMixin
 from tasks.transport.registry import (
     Keeper,
     KeeperOptions,
@@ -52,7 +53,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-class Channel(SQS.Channel):
+class Channel(PromptConsumeMixin, SQS.Channel):
     """SQS channel with broadcast (SNS), routed replies, and owned ephemeral queues."""
 
     _pending_deletes: list[tuple[str, dict[str, Any]]] | None = None
