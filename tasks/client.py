@@ -168,12 +168,20 @@ class RecognitionClient:
             return self._wait_celery(request_id, timeout)
         deadline = time.monotonic() + timeout
         listener = self._reply_listener()
+        # Sent by this client, so the worker signals this client's queue right after it
+        # stores the result: wait for that signal (or the fallback period) before the
+        # first S3 GET, which right after submit is all but certain to miss and takes
+        # CPU from the worker on a small machine.
+        signalled = listener is not None and listener.alive and listener.expects(request_id)
         event = listener.expect(request_id) if listener is not None else None
         try:
             while True:
-                stored = self._fetch(request_id)
-                if stored is not None and stored.ready:
-                    return self._unwrap(request_id, stored)
+                if signalled:
+                    signalled = False
+                else:
+                    stored = self._fetch(request_id)
+                    if stored is not None and stored.ready:
+                        return self._unwrap(request_id, stored)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise ResultTimeout(

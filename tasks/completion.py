@@ -150,6 +150,11 @@ class ReplyListener:
                     event.set()
             return event
 
+    def expects(self, request_id: str) -> bool:
+        """True when ``expect(request_id)`` was called and not yet forgotten."""
+        with self._lock:
+            return request_id in self._events
+
     def forget(self, request_id: str) -> None:
         """Drop the registration of ``request_id`` (its waiter is done)."""
         with self._lock:
