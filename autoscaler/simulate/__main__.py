@@ -80,12 +80,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cold-boot", type=float, default=d.cold_boot_s, help="seconds (40)")
     p.add_argument("--warm-start", type=float, default=d.warm_start_s, help="seconds (15)")
     p.add_argument("--service-time", type=float, default=d.service_s,
-                   help="seconds per request (0.3, provisional)")
+                   help="seconds per request (0.13, measured by bench.recognizer)")
+    p.add_argument("--service-from", type=Path,
+                   help="take the service time from a bench.recognizer JSON (its mean "
+                        "batch-1 latency); overrides --service-time")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--out", type=Path, default=Path("results/simulate"))
     p.add_argument("--traces", nargs="*", help="subset of traces")
     p.add_argument("--policies", nargs="*", help="subset of policies")
     args = p.parse_args(argv)
+    if args.service_from is not None:
+        try:
+            latency = json.loads(args.service_from.read_text())["latency_b1"]
+            args.service_time = float(latency["mean_s"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            print(f"simulate: cannot read a service time from {args.service_from}: {exc}",
+                  file=sys.stderr)
+            return 2
     if args.max < 1 or min(args.cold_boot, args.warm_start) < 0 or args.service_time <= 0:
         print("simulate: --max ≥ 1, boot delays ≥ 0 and --service-time > 0", file=sys.stderr)
         return 2

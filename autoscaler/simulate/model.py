@@ -11,8 +11,10 @@ Boot delays (defaults, seconds; override on the command line):
   pending→running; the root volume is already hydrated (the slow part of a first boot,
   see the EBS discussion of "Making EC2 boot time faster", 2024) so the OS is up in
   ~5 s; the worker start from a warm page-cache-less disk ~5 s.
-- ``service_s`` = 0.3 (PROVISIONAL, until bench/recognizer.py reports the per-image
-  latency on one core; a CSE546 64×64 image is faster, a 1 MP photo slower), with a
+- ``service_s`` = 0.13: the mean per-image latency of a preloaded recognizer on one
+  torch thread, measured by ``python -m bench.recognizer`` on 2026-11-25 (mean 131 ms,
+  p50 117 ms, 5-celebrity photos; a CSE546 64×64 image is faster). Pass
+  ``--service-from results/recognizer.json`` to take it from a fresh run, with a
   lognormal spread (coefficient of variation ``service_cv`` = 0.2).
 Billing: EC2 Linux on-demand bills per second with a 60 s minimum each time an
 instance is launched or started (``billing_min_s``); we bill from the API call to the
@@ -33,7 +35,7 @@ class SimConfig:
     max_instances: int = 15
     cold_boot_s: float = 40.0
     warm_start_s: float = 15.0
-    service_s: float = 0.3
+    service_s: float = 0.13
     service_cv: float = 0.2
     billing_min_s: float = 60.0
     seed: int = 1

@@ -76,3 +76,14 @@ def test_cli_writes_table_json_and_plots(tmp_path: Path, capsys: pytest.CaptureF
     assert (tmp_path / "instances.png").stat().st_size > 0
     assert (tmp_path / "latency_cdf.png").stat().st_size > 0
     assert main(["--traces", "nope"]) == 2
+
+
+def test_service_time_from_a_recognizer_benchmark(tmp_path: Path) -> None:
+    bench = tmp_path / "recognizer.json"
+    bench.write_text(json.dumps({"latency_b1": {"mean_s": 0.25}}))
+    out = tmp_path / "sim"
+    assert main(["--out", str(out), "--traces", "step", "--policies", "ours",
+                 "--service-from", str(bench)]) == 0
+    assert json.loads((out / "simulate.json").read_text())["config"]["service_s"] == 0.25
+    bench.write_text("{}")
+    assert main(["--out", str(out), "--service-from", str(bench)]) == 2
