@@ -25,4 +25,7 @@ class FacefleetTask(Task):
 
         reply_to = getattr(self.request, REPLY_HEADER, None)
         if reply_to:
-            notify(state().sqs, reply_to, task_id, status)
+            # On SUCCESS ``retval`` is what mark_as_done just wrote to S3: the signal
+            # carries a copy so the waiter need not read it back.
+            notify(state().sqs, reply_to, task_id, status,
+                   retval if status == "SUCCESS" else None)

@@ -6,8 +6,9 @@
     client.get(request_id)                           # None while pending
 
 Awaiting: with the completion signal (default) the client owns an SQS reply queue
-(:mod:`tasks.completion`); ``wait`` sleeps until the worker's signal, then reads the
-result from S3 (the source of truth), and polls S3 every
+(:mod:`tasks.completion`); ``wait`` sleeps until the worker's signal, then returns the
+copy of the stored result that the signal carries, or reads it from S3 (the source of
+truth) when it carries none (failures, large results), and polls S3 every
 ``FACEFLEET_SIGNAL_FALLBACK_POLL`` seconds in case a signal is lost. Without it,
 ``wait`` is Celery's ``AsyncResult.get`` (an S3 poll every 0.5 s).
 
@@ -176,6 +177,9 @@ class RecognitionClient:
         event = listener.expect(request_id) if listener is not None else None
         try:
             while True:
+                carried = listener.take_result(request_id) if listener is not None else None
+                if carried is not None:
+                    return carried  # the copy of the stored result its signal carried
                 if signalled:
                     signalled = False
                 else:

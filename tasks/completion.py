@@ -3,10 +3,17 @@
 Celery's S3 backend can only be polled (``AsyncResult.get`` sleeps 0.5 s between
 polls), which adds up to half a second to every request. Instead each client process
 owns one reply queue; its name travels in the task message's headers; the worker,
-after Celery has written the result to S3, sends a tiny message ``{"id", "state"}``
+after Celery has written the result to S3, sends a small message ``{"id", "state"}``
 there; a background thread long-polls the queue and wakes the waiter, which then
 reads the result from S3 -- S3 stays the source of truth, and a lost signal only
 costs a fallback poll.
+
+A successful task's signal also carries a copy of the result it stored (``"result"``,
+when its JSON is at most ``MAX_CARRIED_RESULT_BYTES``): the waiter returns that copy
+instead of reading it back from S3, one request less on the path of every answer.
+The copy is sent only after Celery's S3 write returned (``after_return`` runs after
+``mark_as_done``; a failed write never reaches it with SUCCESS), so it is exactly what
+S3 holds; failures are always read from S3.
 
 Reply queues are deleted when their client closes; a queue whose heartbeat tag is
 older than the TTL (its process died) is removed by :func:`reap_stale_reply_queues`,
@@ -36,17 +43,35 @@ CREATED_TAG = "facefleet:created"
 HEARTBEAT_TAG = "facefleet:heartbeat"
 #: Signals nobody waited for (202 flows) are forgotten after this many seconds.
 UNCLAIMED_TTL = 300.0
+#: Largest result JSON a signal carries (SQS takes 256 KiB); larger ones are read from S3.
+MAX_CARRIED_RESULT_BYTES = 64 * 1024
 
 
-def notify(sqs: Any, queue_url: str | None, request_id: str, state: str) -> bool:
+def signal_body(request_id: str, state: str, result: Any = None) -> str:
+    """The signal's JSON: id and state, plus ``result`` when it is a dict of a
+    successful task whose JSON fits in ``MAX_CARRIED_RESULT_BYTES``."""
+    plain = {"id": request_id, "state": state}
+    if state == "SUCCESS" and isinstance(result, dict):
+        try:
+            carried = json.dumps({**plain, "result": result})
+        except (TypeError, ValueError):
+            carried = ""
+        if carried and len(carried.encode()) <= MAX_CARRIED_RESULT_BYTES:
+            return carried
+    return json.dumps(plain)
+
+
+def notify(sqs: Any, queue_url: str | None, request_id: str, state: str,
+           result: Any = None) -> bool:
     """Tell the reply queue at ``queue_url`` that ``request_id`` finished; never raises.
 
-    Returns False when the signal could not be sent (queue gone, endpoint down): the
-    waiter then finds the result by polling S3.
+    ``result`` is the value just stored in S3 (carried when small, see
+    :func:`signal_body`). Returns False when the signal could not be sent (queue gone,
+    endpoint down): the waiter then finds the result by polling S3.
     """
     if not queue_url:
         return False
-    body = json.dumps({"id": request_id, "state": state})
+    body = signal_body(request_id, state, result)
     try:
         sqs.send_message(QueueUrl=queue_url, MessageBody=body)
     except (BotoCoreError, ClientError) as exc:
@@ -122,6 +147,10 @@ class ReplyListener:
         self._lock = threading.Lock()
         self._events: dict[str, threading.Event] = {}
         self._unclaimed: dict[str, float] = {}
+        self._results: dict[str, dict[str, Any]] = {}
+        # When each signal came: a request nobody waits for (a 202 flow) is forgotten
+        # after UNCLAIMED_TTL, its event and carried result with it.
+        self._signalled_at: dict[str, float] = {}
         self._stop = threading.Event()
         self.name = reply_queue_name(prefix)
         now = str(int(clock()))
@@ -155,10 +184,17 @@ class ReplyListener:
         with self._lock:
             return request_id in self._events
 
+    def take_result(self, request_id: str) -> dict[str, Any] | None:
+        """The result carried by ``request_id``'s signal (once), or None."""
+        with self._lock:
+            return self._results.pop(request_id, None)
+
     def forget(self, request_id: str) -> None:
         """Drop the registration of ``request_id`` (its waiter is done)."""
         with self._lock:
             self._events.pop(request_id, None)
+            self._results.pop(request_id, None)
+            self._signalled_at.pop(request_id, None)
 
     @property
     def alive(self) -> bool:
@@ -189,20 +225,28 @@ class ReplyListener:
         with self._lock:
             for message in messages:
                 try:
-                    request_id = str(json.loads(message["Body"])["id"])
+                    payload = json.loads(message["Body"])
+                    request_id = str(payload["id"])
                 except (ValueError, KeyError, TypeError):
                     log.warning("ignoring a malformed completion signal: %r",
                                 message.get("Body", "")[:200])
                     continue
                 self.received += 1
+                result = payload.get("result")
+                if payload.get("state") == "SUCCESS" and isinstance(result, dict):
+                    self._results[request_id] = result
+                self._signalled_at[request_id] = now
                 event = self._events.get(request_id)
                 if event is not None:
                     event.set()
                 else:
                     self._unclaimed[request_id] = now
-            for request_id, at in list(self._unclaimed.items()):
+            for request_id, at in list(self._signalled_at.items()):
                 if now - at > UNCLAIMED_TTL:
-                    del self._unclaimed[request_id]
+                    del self._signalled_at[request_id]
+                    self._unclaimed.pop(request_id, None)
+                    self._results.pop(request_id, None)
+                    self._events.pop(request_id, None)
         entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
                    for i, m in enumerate(messages)]
         try:

@@ -1,4 +1,4 @@
-"""RecognitionClient.wait with the completion signal: S3 is read once the signal came.
+"""RecognitionClient.wait with the completion signal: what it reads from S3, and when.
 
 No worker runs here: the test plays the worker's part over moto's HTTP API (the result
 object in S3, then the signal on the client's reply queue), so it can count the S3
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -16,7 +18,16 @@ import boto3
 from config.serving import ServingSettings
 from config.settings import Settings
 from tasks.client import RecognitionClient
+from tasks.completion import MAX_CARRIED_RESULT_BYTES, UNCLAIMED_TTL, ReplyListener, signal_body
 from tasks.results import result_key
+
+
+def _until(condition: Callable[[], bool], limit: float = 30.0) -> None:
+    """Wait until ``condition()`` holds (the listener thread delivers in the background)."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < deadline, "the listener delivered nothing"
+        time.sleep(0.05)
 
 
 def _count_gets(client: RecognitionClient) -> list[str]:
@@ -29,14 +40,19 @@ def _count_gets(client: RecognitionClient) -> list[str]:
     return keys
 
 
-def _finish(settings: Settings, reply_url: str, request_id: str) -> None:
-    """What a worker does at the end of a task: store the result, then signal."""
-    meta = {"status": "SUCCESS", "result": {"request_id": request_id, "faces": []},
-            "task_id": request_id}
+def _finish(settings: Settings, reply_url: str, request_id: str,
+            carry: bool = False) -> dict[str, Any]:
+    """What a worker does at the end of a task: store the result, then signal (with a
+    copy of the result when ``carry``)."""
+    result = {"request_id": request_id, "faces": [], "label": "stored in S3"}
+    meta = {"status": "SUCCESS", "result": result, "task_id": request_id}
     boto3.client("s3", **settings.boto3_kwargs()).put_object(
         Bucket=settings.output_bucket, Key=result_key(request_id), Body=json.dumps(meta))
+    carried = {**result, "label": "carried by the signal"}
     boto3.client("sqs", **settings.boto3_kwargs()).send_message(
-        QueueUrl=reply_url, MessageBody=json.dumps({"id": request_id, "state": "SUCCESS"}))
+        QueueUrl=reply_url,
+        MessageBody=signal_body(request_id, "SUCCESS", carried if carry else None))
+    return carried
 
 
 def test_a_request_sent_here_is_read_from_s3_once_after_its_signal(
@@ -81,3 +97,50 @@ def test_a_request_sent_elsewhere_is_looked_up_at_once(provisioned: Settings) ->
     finally:
         sender.close()
         waiter.close()
+
+
+def test_a_result_carried_by_the_signal_is_not_read_back(provisioned: Settings) -> None:
+    serving = ServingSettings(signal_fallback_poll=600,
+                              reply_queue_prefix=f"r-{provisioned.queue}-")
+    client = RecognitionClient(provisioned, serving)
+    try:
+        request_id = client.submit(b"not really an image", "x.jpg")
+        url = client.reply_queue_url
+        assert url is not None
+        gets = _count_gets(client)
+        carried = _finish(provisioned, url, request_id, carry=True)
+        assert client.wait(request_id, timeout=60) == carried
+        assert gets == []
+    finally:
+        client.close()
+
+
+def test_only_small_successful_results_are_carried() -> None:
+    small = {"faces": [], "label": "Unknown"}
+    assert json.loads(signal_body("a" * 32, "SUCCESS", small))["result"] == small
+    assert "result" not in json.loads(signal_body("a" * 32, "FAILURE", small))
+    assert "result" not in json.loads(signal_body("a" * 32, "SUCCESS", ["not", "a dict"]))
+    big = {"blob": "x" * MAX_CARRIED_RESULT_BYTES}
+    assert json.loads(signal_body("a" * 32, "SUCCESS", big)) == {"id": "a" * 32,
+                                                                  "state": "SUCCESS"}
+
+
+def test_signals_nobody_waits_for_are_forgotten(provisioned: Settings) -> None:
+    # A 202 flow registers interest at submit and never waits: its event and carried
+    # result must not pile up in a long-running web tier.
+    now = [1000.0]
+    sqs = boto3.client("sqs", **provisioned.boto3_kwargs())
+    listener = ReplyListener(sqs, f"r-{provisioned.queue}-", 1, 600, clock=lambda: now[0])
+    try:
+        listener.expect("old")
+        sqs.send_message(QueueUrl=listener.url,
+                         MessageBody=signal_body("old", "SUCCESS", {"label": "x"}))
+        _until(lambda: listener.received == 1)
+        assert listener.expects("old")
+        now[0] += UNCLAIMED_TTL + 1
+        sqs.send_message(QueueUrl=listener.url, MessageBody=signal_body("new", "SUCCESS"))
+        _until(lambda: listener.received == 2)
+        assert not listener.expects("old")
+        assert listener.take_result("old") is None
+    finally:
+        listener.close()
