@@ -1,0 +1,37 @@
+"""The S3 result backend on moto: one PUT per success, a success never overwritten."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from config.settings import Settings
+from tasks.factory import make_app
+from tasks.s3backend import S3ResultBackend
+
+
+def _requests(backend: S3ResultBackend) -> list[str]:
+    names: list[str] = []
+
+    def record(model: Any, **_: Any) -> None:
+        names.append(model.name)
+
+    client = backend._s3_resource.meta.client
+    client.meta.events.register("before-call.s3", record)
+    return names
+
+
+def test_a_success_is_written_with_one_put(provisioned: Settings) -> None:
+    backend = make_app(provisioned).backend
+    assert isinstance(backend, S3ResultBackend)
+    calls = _requests(backend)
+    backend.mark_as_done("a" * 32, {"label": "Unknown"})
+    assert calls == ["PutObject"]
+    meta = backend.get_task_meta("a" * 32)
+    assert meta["status"] == "SUCCESS" and meta["result"] == {"label": "Unknown"}
+
+
+def test_a_stored_success_is_never_replaced_by_a_failure(provisioned: Settings) -> None:
+    backend = make_app(provisioned).backend
+    backend.mark_as_done("b" * 32, {"label": "first run"})
+    backend.mark_as_failure("b" * 32, RuntimeError("a duplicate run failed"))
+    assert backend.get_task_meta("b" * 32)["result"] == {"label": "first run"}
