@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import boto3
 import pytest
 
@@ -62,8 +64,13 @@ def test_bad_image_fails_clearly_and_is_not_retried(provisioned: Settings,
         assert "image" in failure.value.message.lower()
         assert "Traceback" not in failure.value.message
         assert worker.log().count(f"[{request_id}]") >= 1
-        # Acked: the request queue holds nothing (no retry forever).
+        # Acked: the request queue drains (no retry forever). The failure's signal can
+        # reach the client just before the worker's DeleteMessage, so allow a moment.
+        deadline = time.monotonic() + 10
         depth = client.queue_depth()
+        while (depth.visible, depth.in_flight) != (0, 0) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            depth = client.queue_depth()
         assert (depth.visible, depth.in_flight) == (0, 0)
     finally:
         client.close()
