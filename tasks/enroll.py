@@ -38,6 +38,7 @@ def enroll(self: FacefleetTask, name: str, bucket: str, keys: list[str]) -> dict
             name, torch.cat(embeddings), sources=[f"s3://{bucket}/{key}" for key in keys])
     except GalleryError as exc:
         raise InvalidEnrolment(str(exc), "invalid_name") from None
-    # This process sees its own write at once; others on their next refresh.
-    worker.recognizer.refresh_gallery()
+    # This process sees its own write at once (past the refresh rate limit); others
+    # on their next refresh.
+    worker.recognizer.refresh_gallery(force=True)
     return {"name": name, "enrolled": len(keys), "photos": gallery.counts().get(name, 0)}
