@@ -25,8 +25,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from bench.common import new_figure, save_figure, write_json
-from bench.workload import percentile
+from bench.common import new_figure, percentile, save_figure, write_json
 from config.serving import ServingSettings
 from config.settings import Settings
 from config.stack import StackSettings

@@ -31,7 +31,7 @@ from pathlib import Path
 import requests
 from tqdm import tqdm
 
-from bench.common import machine, new_figure, save_figure, summary, write_json
+from bench.common import machine, new_figure, percentile, save_figure, summary, write_json
 from deploy.embedded_aws import free_port, start_moto, stop_process
 from deploy.provision import provision
 from recognition.sdist import celebrity_dataset
@@ -41,15 +41,6 @@ from tests.webapp.stack import start_gunicorn, start_worker
 NAME = "dashboard_events"
 BAR_P95_S = 2.0
 PAGE_POLL_S = 1.0
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile (0..100) of ``values`` by linear interpolation."""
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100
-    low = int(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
 def stats(values: list[float]) -> dict[str, float]:

@@ -31,8 +31,8 @@ from typing import Any
 
 import requests
 
-from bench.common import RESULTS_DIR, new_figure, save_figure, summary, write_json
-from bench.workload import percentile, run_workload, summarize
+from bench.common import RESULTS_DIR, new_figure, percentile, save_figure, summary, write_json
+from bench.workload import run_workload, summarize
 
 DEFAULT_ZIP = Path(__file__).resolve().parents[2] / "shared/data/cse546/face_images_1000.zip"
 P50_BAR_S, P99_BAR_S, THROUGHPUT_BAR = 0.060, 0.200, 0.85

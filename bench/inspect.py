@@ -29,22 +29,13 @@ from typing import Any
 
 from tqdm import tqdm
 
-from bench.common import new_figure, save_figure, summary, write_json
+from bench.common import new_figure, percentile, save_figure, summary, write_json
 from deploy.embedded_aws import free_port, start_moto, stop_process
 from tests.monitoring.conftest import HOST, Fleet, make_fleet, stop, wait_for
 
 NAME = "monitoring_inspect"
 PING_BAR_P50 = 1.0
 EVENT_BAR_P95 = 2.0
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile (0..100) of ``values`` by linear interpolation."""
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100
-    low = int(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
 def stats(values: list[float]) -> dict[str, float]:

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import new_figure, save_figure, summary, write_json
+from bench.common import new_figure, percentile, save_figure, summary, write_json
 
 BAR_SPEEDUP = 3.0
 
@@ -57,11 +57,6 @@ after = status()
 print(json.dumps({"python_start_mib": before["VmRSS"], "loaded_mib": loaded["VmRSS"],
                   "after_first_image_mib": after["VmRSS"], "peak_mib": after["VmHWM"]}))
 """
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0-100) of ``values``, linear interpolation."""
-    return float(np.percentile(np.asarray(values, dtype=np.float64), q))
 
 
 def measure_rss(gallery: Path, image: Path) -> dict[str, int]:

@@ -29,6 +29,8 @@ from typing import Any
 
 import requests
 
+from bench.common import percentile
+
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp"})
 
 
@@ -104,16 +106,6 @@ def load_labels(path: Path) -> dict[str, str]:
             raise WorkloadError(f"{path}:{number}: expected 'stem,label', got {row!r}")
         labels[PurePosixPath(row[0].strip()).stem] = row[1].strip()
     return labels
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0..100), linear interpolation; NaN for no values."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100
-    low, high = math.floor(rank), math.ceil(rank)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def summarize(outcomes: Sequence[Outcome], duration: float) -> dict[str, Any]:
