@@ -1,18 +1,24 @@
 """Start and stop moto's server, the embedded AWS endpoint, on loopback.
 
-moto's server is threaded Werkzeug; state lives in memory only, so everything it
-holds is lost when it stops. Callers own the process and end it by its PID.
+The server is :mod:`deploy.moto_server`: moto's own app on a keep-alive gunicorn
+worker. State lives in memory only, so everything it holds is lost when it stops.
+Callers own the process and end it by its PID.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+
+#: Where ``python -m deploy.moto_server`` resolves.
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 class EmbeddedAwsError(RuntimeError):
@@ -37,27 +43,37 @@ def is_listening(url: str, timeout: float = 0.5) -> bool:
         return False
 
 
+def pin_to(cpus: frozenset[int] | None) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that pins the child (and what it forks) to ``cpus``; None: no pin."""
+    if cpus is None:
+        return None
+    chosen = set(cpus)
+    return lambda: os.sched_setaffinity(0, chosen)
+
+
 def start_moto(
     port: int, host: str = "127.0.0.1", log_path: Path | None = None,
-    timeout: float = 30.0,
+    timeout: float = 30.0, cpus: frozenset[int] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start ``moto.server`` on ``host:port`` and wait until it answers.
+    """Start moto's server (:mod:`deploy.moto_server`) on ``host:port``; wait until it answers.
 
     Raises EmbeddedAwsError (after ending the process) if it does not answer within
-    ``timeout`` seconds, e.g. because the port is taken.
+    ``timeout`` seconds, e.g. because the port is taken. ``cpus`` pins it to those CPUs.
     """
     url = f"http://{host}:{port}"
     if is_listening(url):
         raise EmbeddedAwsError(f"port {port} is already in use; is another stack running?")
-    cmd = [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)]
+    cmd = [sys.executable, "-m", "deploy.moto_server", "-H", host, "-p", str(port)]
     if log_path is None:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+                                start_new_session=True, cwd=REPO_ROOT,
+                                preexec_fn=pin_to(cpus))
     else:
         # The child keeps its own descriptor; ours is closed as soon as it starts.
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+                                    start_new_session=True, cwd=REPO_ROOT,
+                                preexec_fn=pin_to(cpus))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:

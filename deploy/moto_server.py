@@ -1,0 +1,111 @@
+"""moto's server app, served for speed: the embedded AWS endpoint.
+
+    python -m deploy.moto_server -H 127.0.0.1 -p 5055
+
+Same app and same in-memory state as ``python -m moto.server``, served differently.
+On this kind of machine moto shares two cores with the web tier and the workers, so
+its CPU per call is taken straight out of recognition. Profiled under the stack's mix
+of S3 and SQS calls, stock ``moto.server`` spends:
+
+* about 30 % of its CPU resolving the service for each request: ``host in
+  list_of_moto_modules()`` lists moto's package folder and ``stat``s some 200 entries,
+  under the dispatcher's global lock. The answer only depends on the host string, so
+  it is memoised here.
+* a new TCP connection and a new thread per call: werkzeug's development server
+  always answers ``Connection: close``. gunicorn's ``gthread`` worker keeps
+  connections alive and parks idle ones in its poller, off the thread pool.
+* Flask debug helpers on every request (moto switches debug on); switched off here.
+
+State lives in one process: gunicorn runs exactly one worker, never recycles it
+(``max_requests`` 0) and never times it out (``timeout`` 0), because a restarted
+worker would come back with every bucket and queue gone. SQS long polls hold a thread
+for up to 20 s each, so the pool is large. No library serves moto this way: moto's own
+``ThreadedMotoServer`` is the same werkzeug development server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+#: Threads serving requests; each SQS long poll holds one for up to 20 s.
+THREADS = 512
+
+
+def make_app() -> Any:
+    """moto's dispatcher with the service lookup memoised and debug off."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    def create_quiet_app(service: Any) -> Any:
+        app = create_backend_app(service)
+        app.debug = False
+        return app
+
+    class MemoDispatcher(DomainDispatcherApplication):
+        """Resolves each distinct host string to its backend once."""
+
+        def __init__(self) -> None:
+            super().__init__(create_quiet_app)
+            self._backends: dict[str | None, Any] = {}
+
+        def get_backend_for_host(self, host: str | None) -> Any:
+            # Called under self.lock; the answer depends on the host string and the
+            # installed moto only.
+            if host not in self._backends:
+                self._backends[host] = super().get_backend_for_host(host)
+            return self._backends[host]
+
+    return MemoDispatcher()
+
+
+def serve(host: str, port: int, threads: int = THREADS) -> None:
+    """Serve moto on ``host:port`` until SIGTERM/SIGINT (gunicorn's arbiter handles them)."""
+    from gunicorn.app.base import BaseApplication
+
+    # moto builds some URLs (e.g. SQS queue URLs) from this, as its own server does.
+    os.environ.setdefault("MOTO_PORT", str(port))
+
+    class MotoApplication(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            for key, value in {
+                "bind": [f"{host}:{port}"], "workers": 1, "worker_class": "gthread",
+                "threads": threads, "worker_connections": 4096, "keepalive": 75,
+                "timeout": 0, "graceful_timeout": 2, "max_requests": 0,
+                "accesslog": None, "loglevel": "warning", "proc_name": "facefleet-moto",
+            }.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            return make_app()
+
+    MotoApplication().run()
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Command-line options (the same -H/-p as ``moto.server``)."""
+    parser = argparse.ArgumentParser(prog="python -m deploy.moto_server",
+                                     description="moto's server on a keep-alive WSGI server")
+    parser.add_argument("-H", "--host", default="127.0.0.1", help="address to bind")
+    parser.add_argument("-p", "--port", type=int, default=5055, help="port to bind")
+    parser.add_argument("--threads", type=int, default=THREADS,
+                        help="request threads (each SQS long poll holds one)")
+    args = parser.parse_args(argv)
+    if not 1 <= args.port <= 65535:
+        parser.error(f"--port must be 1..65535, got {args.port}")
+    if args.threads < 8:
+        parser.error(f"--threads must be at least 8, got {args.threads}")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse options and serve."""
+    args = parse_args(argv)
+    serve(args.host, args.port, args.threads)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
