@@ -1,4 +1,4 @@
-"""Celery's S3 result backend without the read before each successful write.
+"""Celery's S3 result backend, one S3 request per read or write.
 
 Celery's key-value backends read a task's stored state before every write and skip
 the write when a SUCCESS is already there (a duplicate run of a lost task must not
@@ -8,6 +8,11 @@ with a success of the same request changes no outcome. This backend skips it for
 SUCCESS writes only; every other state is written exactly as Celery does, so a stored
 success is still never replaced by a failure.
 
+Celery's ``get`` is a HEAD and then a GET, and both ``get`` and ``set`` build a boto3
+resource object per call. Here ``get`` is one GET (NoSuchKey reads as "nothing
+stored", as Celery's 404 does) and ``set`` one PUT, both on the resource's own client
+(same endpoint, credentials and connection pool).
+
 Selected in :mod:`config.celeryconfig` as ``result_backend``; it reads the same
 ``s3_*`` settings as Celery's own.
 """
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from botocore.exceptions import ClientError
 from celery import states
 from celery.backends.s3 import S3Backend
 from celery.exceptions import BackendStoreError
@@ -24,6 +30,27 @@ from kombu.utils.encoding import bytes_to_str
 
 class S3ResultBackend(S3Backend):
     """S3Backend whose SUCCESS writes are one PUT (no HEAD of the current state)."""
+
+    def _object_key(self, key: Any) -> str:
+        key = bytes_to_str(key)
+        return self.base_path + key if self.base_path else key
+
+    def get(self, key: Any) -> Any:
+        """The stored value of ``key``, or None when nothing is stored."""
+        client = self._s3_resource.meta.client
+        try:
+            body = client.get_object(Bucket=self.bucket_name, Key=self._object_key(key))["Body"]
+        except ClientError as error:
+            if error.response["Error"]["Code"] in {"NoSuchKey", "404"}:
+                return None
+            raise
+        data = body.read()
+        return data if self.content_encoding == "binary" else data.decode("utf-8")
+
+    def set(self, key: Any, value: Any) -> None:
+        """Store ``value`` under ``key`` (one PUT)."""
+        self._s3_resource.meta.client.put_object(Bucket=self.bucket_name,
+                                                 Key=self._object_key(key), Body=value)
 
     def _store_result(self, task_id: str, result: Any, state: str, traceback: Any = None,
                       request: Any = None, **kwargs: Any) -> Any:

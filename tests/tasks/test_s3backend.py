@@ -35,3 +35,13 @@ def test_a_stored_success_is_never_replaced_by_a_failure(provisioned: Settings) 
     backend.mark_as_done("b" * 32, {"label": "first run"})
     backend.mark_as_failure("b" * 32, RuntimeError("a duplicate run failed"))
     assert backend.get_task_meta("b" * 32)["result"] == {"label": "first run"}
+
+
+def test_a_read_is_one_get_and_a_missing_result_reads_as_pending(
+        provisioned: Settings) -> None:
+    backend = make_app(provisioned).backend
+    backend.mark_as_done("c" * 32, {"label": "stored"})
+    calls = _requests(backend)
+    assert backend.get_task_meta("c" * 32)["result"] == {"label": "stored"}
+    assert calls == ["GetObject"]
+    assert backend.get_task_meta("d" * 32)["status"] == "PENDING"
