@@ -86,6 +86,15 @@ def _preload_in_worker(sender: Any = None, **_: Any) -> None:
         _preload_from_app(sender.app)
 
 
+@signals.worker_ready.connect
+def _report_preload(**_: Any) -> None:
+    # worker_init fires before Celery sets up logging, so a solo/threads worker's load
+    # line would be lost; the stack waits for it, so say it again once logging is up.
+    if _state is not None:
+        log.info("recognizer loaded in %.2f s (weights %s)", _state.load_seconds,
+                 _state.settings.weights)
+
+
 @signals.worker_process_init.connect
 def _preload_in_child(**_: Any) -> None:
     from tasks import app  # the app ``celery -A tasks worker`` runs

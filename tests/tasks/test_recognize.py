@@ -36,6 +36,20 @@ def test_recognize_writes_label_and_result(provisioned: Settings, worker: Runnin
         client.close()
 
 
+def test_a_solo_worker_reports_its_model_loaded_and_serves(
+        provisioned: Settings, worker_factory, celebrities) -> None:
+    # start_worker waits for " ready." and "recognizer loaded" in the log: the stack's
+    # readiness check. A solo worker loads on worker_init, before Celery's logging.
+    solo = worker_factory(pool="solo")
+    assert solo.log().count("recognizer loaded") == 1
+    client = RecognitionClient(provisioned)
+    try:
+        data, filename = photo(celebrities, "val", "madonna")
+        assert client.wait(client.submit(data, filename), timeout=60)["label"] == "Unknown"
+    finally:
+        client.close()
+
+
 def test_enroll_changes_what_recognize_returns(provisioned: Settings, worker: RunningWorker,
                                                celebrities) -> None:
     client = RecognitionClient(provisioned)
