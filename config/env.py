@@ -80,3 +80,33 @@ def _check_range(
         raise ConfigError(f"{name}={value} is below the minimum {minimum}")
     if maximum is not None and value > maximum:
         raise ConfigError(f"{name}={value} is above the maximum {maximum}")
+
+
+def get_cpus(env: Mapping[str, str], name: str, available: frozenset[int]
+             ) -> frozenset[int] | None:
+    """Return ``env[name]`` as a set of CPU numbers, or None when unset.
+
+    The syntax is taskset's ``-c`` list: ``1``, ``0,2`` or ``0-3``. Every CPU must be in
+    ``available`` (the CPUs this process may run on), so a typo fails here rather than
+    as an EINVAL from ``sched_setaffinity`` in a child.
+    """
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    cpus: set[int] = set()
+    for part in raw.split(","):
+        first, sep, last = part.strip().partition("-")
+        try:
+            low = int(first)
+            high = int(last) if sep else low
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not a CPU list such as 1, 0,2 or 0-3"
+                              ) from None
+        if low < 0 or high < low:
+            raise ConfigError(f"{name}={raw!r}: {part.strip()!r} is not a CPU range")
+        cpus.update(range(low, high + 1))
+    missing = sorted(cpus - available)
+    if missing:
+        raise ConfigError(f"{name}={raw!r} names CPU(s) {missing} that this machine does not "
+                          f"offer; available: {sorted(available)}")
+    return frozenset(cpus)

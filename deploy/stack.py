@@ -37,7 +37,7 @@ from config.serving import ServingSettings
 from config.settings import Settings
 from config.stack import StackSettings
 from config.web import WebSettings
-from deploy.embedded_aws import EmbeddedAwsError, is_listening, start_moto
+from deploy.embedded_aws import EmbeddedAwsError, is_listening, pin_to, start_moto
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE_FILE = "state.json"
@@ -69,11 +69,13 @@ class Proc:
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
-def _spawn(name: str, cmd: list[str], env: dict[str, str], logs: Path) -> Proc:
+def _spawn(name: str, cmd: list[str], env: dict[str, str], logs: Path,
+           cpus: frozenset[int] | None = None) -> Proc:
     log_path = logs / f"{name}.log"
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+                                stdin=subprocess.DEVNULL, start_new_session=True,
+                                preexec_fn=pin_to(cpus))
     _CHILDREN[proc.pid] = proc
     return Proc(name, proc.pid, str(log_path))
 
@@ -152,22 +154,26 @@ def child_env(settings: Settings, weights_uri: str | None = None) -> dict[str, s
     return env
 
 
-def spawn_autoscaler(env: dict[str, str], logs: Path) -> list[Proc]:
+def spawn_autoscaler(env: dict[str, str], logs: Path,
+                     worker_cpus: frozenset[int] | None = None,
+                     service_cpus: frozenset[int] | None = None) -> list[Proc]:
     """Start the embedded runner, then the controller (stopped in reverse: the controller
     first, so no instance changes while the runner warm-shuts its workers).
 
     ``env`` is the workers' environment (settings, weights URI, FACEFLEET_MAX_INSTANCES
     and the other autoscaler variables); worker logs go to ``logs/workers/<name>.log``.
+    The runner's workers are forks of it, so pinning the runner pins them.
     """
     runner = _spawn("runner", [sys.executable, "-m", "autoscaler.runner",
-                               "--log-dir", str(logs / "workers")], env, logs)
-    return [runner, spawn_controller(env, logs)]
+                               "--log-dir", str(logs / "workers")], env, logs, worker_cpus)
+    return [runner, spawn_controller(env, logs, service_cpus)]
 
 
-def spawn_controller(env: dict[str, str], logs: Path) -> Proc:
+def spawn_controller(env: dict[str, str], logs: Path,
+                     cpus: frozenset[int] | None = None) -> Proc:
     """Start a controller (``python -m autoscaler``); its log is ``logs/controller.log``
     (appended: a restarted controller continues the same file)."""
-    return _spawn("controller", [sys.executable, "-m", "autoscaler"], env, logs)
+    return _spawn("controller", [sys.executable, "-m", "autoscaler"], env, logs, cpus)
 
 
 def autoscaler_ready(procs: list[Proc]) -> bool:
@@ -195,7 +201,7 @@ def start(settings: Settings, serving: ServingSettings, stack: StackSettings,
     procs: list[Proc] = []
     try:
         say(f"starting the embedded AWS endpoint on {settings.aws_endpoint}")
-        moto = start_moto(port, host, log_path=logs / "moto.log")
+        moto = start_moto(port, host, log_path=logs / "moto.log", cpus=stack.service_cpus)
         _CHILDREN[moto.pid] = moto
         procs.append(Proc("moto", moto.pid, str(logs / "moto.log")))
         say("provisioning buckets, queues, weights and gallery")
@@ -208,13 +214,13 @@ def start(settings: Settings, serving: ServingSettings, stack: StackSettings,
             env["FACEFLEET_WEB_BIND"] = web.bind
             procs.append(_spawn("web", [
                 sys.executable, "-m", "gunicorn", "-c", str(ROOT / "webapp/gunicorn_conf.py"),
-                "webapp:create_app()"], env, logs))
+                "webapp:create_app()"], env, logs, stack.service_cpus))
             web_url = f"http://{web.bind}" if not web.bind.startswith("unix:") else web.bind
         else:
             say("webapp/ is not there yet: starting without a web tier")
         if stack.autoscale:
             say("starting the autoscaler (controller and embedded runner)")
-            procs += spawn_autoscaler(worker_env, logs)
+            procs += spawn_autoscaler(worker_env, logs, stack.worker_cpus, stack.service_cpus)
             _wait_autoscaler(procs, stack.start_timeout)
         else:
             for index in range(stack.workers):
@@ -222,7 +228,7 @@ def start(settings: Settings, serving: ServingSettings, stack: StackSettings,
                     sys.executable, "-m", "celery", "-A", "tasks", "worker",
                     "-n", f"worker-{index + 1}@%h", "--loglevel=INFO",
                     "--without-gossip", "--without-mingle"],
-                    worker_env, logs))
+                    worker_env, logs, stack.worker_cpus))
             say(f"waiting for {stack.workers} worker(s) to load the model")
             for proc in procs:
                 if proc.name.startswith("worker-"):
@@ -246,6 +252,8 @@ def start(settings: Settings, serving: ServingSettings, stack: StackSettings,
         "gallery": settings.gallery,
         "processes": [asdict(p) for p in procs],
         "autoscale": stack.autoscale,
+        "cpus": {"workers": sorted(stack.worker_cpus) if stack.worker_cpus else None,
+                 "services": sorted(stack.service_cpus) if stack.service_cpus else None},
         "started_at": time.time(),
     }
 
