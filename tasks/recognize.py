@@ -26,14 +26,15 @@ def recognize(self: FacefleetTask, bucket: str, key: str, request_id: str,
     ImageError code kept), which is stored and acked -- never retried.
     """
     worker = state()
-    log.info("request %s: recognizing s3://%s/%s", request_id, bucket, key)
+    log.debug("request %s: recognizing s3://%s/%s", request_id, bucket, key)
     # Picks up enrolments and removals made since the last task (cheap, rate-limited).
     worker.recognizer.refresh_gallery()
     started = time.perf_counter()
     data = read_image(worker.s3, bucket, key)
     fetched = time.perf_counter()
     try:
-        recognition = worker.recognizer.recognize(data)
+        with worker.compute:  # one recognition per core at a time (threads pool)
+            recognition = worker.recognizer.recognize(data)
     except ImageError as exc:
         raise BadImage(str(exc), exc.code) from None
     recognized = time.perf_counter()

@@ -10,6 +10,7 @@ import pytest
 from config.settings import Settings
 from tasks.client import RecognitionClient
 from tasks.errors import InvalidUpload, ResultTimeout, TaskFailed, UnknownRequest
+from tasks.worker import compute_slots
 from tests.tasks.conftest import RunningWorker, photo
 
 
@@ -48,6 +49,27 @@ def test_a_solo_worker_reports_its_model_loaded_and_serves(
         assert client.wait(client.submit(data, filename), timeout=60)["label"] == "Unknown"
     finally:
         client.close()
+
+
+def test_a_threads_worker_serves_requests_at_once(provisioned: Settings, worker_factory,
+                                                  celebrities) -> None:
+    worker_factory(pool="threads", concurrency=2)
+    client = RecognitionClient(provisioned)
+    try:
+        names = ["madonna", "elton_john", "mindy_kaling", "ben_afflek"]
+        ids = [client.submit(*photo(celebrities, "val", name)) for name in names]
+        results = [client.wait(request_id, timeout=60) for request_id in ids]
+        assert [r["request_id"] for r in results] == ids
+        assert all(r["label"] == "Unknown" for r in results)
+    finally:
+        client.close()
+
+
+def test_compute_slots_are_cores_over_torch_threads() -> None:
+    assert compute_slots(1, 1) == 1
+    assert compute_slots(2, 1) == 2
+    assert compute_slots(8, 3) == 2
+    assert compute_slots(1, 4) == 1  # never zero: the task must be able to run
 
 
 def test_enroll_changes_what_recognize_returns(provisioned: Settings, worker: RunningWorker,
