@@ -9,8 +9,15 @@ measured in the same run on the same machine (DESIGN.md §8).
    the same machine. Bars: p50 ≤ in-process p50 + 60 ms; p99 ≤ in-process p99 + 200 ms.
 2. Saturation throughput: the reference protocol (``POST /``) with enough concurrent
    clients to keep every worker busy, vs the in-process recognizer run by as many
-   processes as the stack has cores (one torch thread each, like the workers).
+   processes as the workers have cores (one torch thread each, like the workers).
    Bar: stack ≥ 0.85 × in-process.
+
+Same cores: when the stack was started with ``FACEFLEET_WORKER_CPUS`` and
+``FACEFLEET_SERVICE_CPUS`` (recorded in its state file), the in-process recognizers
+run pinned to the workers' CPUs and this process's HTTP clients to the service CPUs,
+so both sides of the ratio get the same recognition cores, and moto's server and the
+web tier (which stand in for AWS and the web instance) do not take them. Unpinned, the
+ratio also charges the recognizer for the embedded AWS sharing its cores.
 
 The in-process recognizer is built from the same settings (environment) as the stack,
 so it loads the same weights and gallery. Writes ``results/e2e.json`` and
@@ -20,12 +27,15 @@ so it loads the same weights and gallery. Writes ``results/e2e.json`` and
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import sys
 import time
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,20 +65,65 @@ def stats(values: Sequence[float]) -> dict[str, float]:
             "min": min(values), "max": max(values)}
 
 
+@dataclass(frozen=True)
+class Pinning:
+    """CPUs of the stack's workers and of its services (None: not pinned)."""
+
+    workers: frozenset[int] | None = None
+    services: frozenset[int] | None = None
+
+
+def read_state(state_file: Path) -> dict[str, Any]:
+    """The stack's state file ({} when there is none, e.g. a stack started elsewhere)."""
+    return json.loads(state_file.read_text()) if state_file.exists() else {}
+
+
+def stack_pinning(state: dict[str, Any]) -> tuple[Pinning, bool]:
+    """The stack's pinning from its state, and whether its worker processes really run
+    on those CPUs (checked by PID)."""
+    cpus = state.get("cpus") or {}
+    pinning = Pinning(*(frozenset(cpus[k]) if cpus.get(k) else None
+                        for k in ("workers", "services")))
+    pids = [p["pid"] for p in state.get("processes", [])
+            if p["name"].startswith(("worker-", "runner"))]
+    try:
+        held = bool(pids) and pinning.workers is not None and all(
+            os.sched_getaffinity(pid) == pinning.workers for pid in pids)
+    except OSError:  # a worker is gone: the state file is stale
+        held = False
+    return pinning, held
+
+
+@contextmanager
+def pinned(cpus: frozenset[int] | None) -> Iterator[None]:
+    """Run the calling thread (and threads it starts) on ``cpus``; restore afterwards."""
+    if cpus is None:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
 def single_latency(url: str, recognizer: Any, name: str, data: bytes, n: int,
-                   warmup: int) -> dict[str, Any]:
+                   warmup: int, pinning: Pinning) -> dict[str, Any]:
     """Interleave n stack requests and n in-process recognitions; seconds per call."""
     from tqdm import tqdm
 
     session = requests.Session()
     stack, local, breakdown = [], [], []
     for i in tqdm(range(warmup + n), desc="single requests", unit="req", file=sys.stderr):
+        with pinned(pinning.workers):
+            started = time.perf_counter()
+            recognizer.recognize(data)
+            in_process = time.perf_counter() - started
         started = time.perf_counter()
-        recognizer.recognize(data)
-        in_process = time.perf_counter() - started
-        started = time.perf_counter()
-        response = session.post(url + "/api/v1/recognitions", files={"image": (name, data)},
-                                timeout=60)
+        with pinned(pinning.services):
+            response = session.post(url + "/api/v1/recognitions",
+                                    files={"image": (name, data)}, timeout=60)
         through_stack = time.perf_counter() - started
         if response.status_code != 200:
             raise SystemExit(f"error: the stack answered {response.status_code}: "
@@ -85,9 +140,12 @@ def single_latency(url: str, recognizer: Any, name: str, data: bytes, n: int,
             "in_process_samples_s": local}
 
 
-def _inprocess_worker(args: tuple[str, bytes, int, float]) -> tuple[int, float, float]:
+def _inprocess_worker(args: tuple[str, bytes, frozenset[int] | None, float]
+                      ) -> tuple[int, float, float]:
     """Child: load a recognizer (1 torch thread), then recognise until the deadline."""
-    _name, data, _index, duration = args
+    _name, data, cpus, duration = args
+    if cpus is not None:
+        os.sched_setaffinity(0, cpus)
     from config.settings import Settings
     from recognition.pipeline import Recognizer
 
@@ -101,16 +159,17 @@ def _inprocess_worker(args: tuple[str, bytes, int, float]) -> tuple[int, float, 
     return count, started, time.perf_counter()
 
 
-def inprocess_throughput(name: str, data: bytes, processes: int,
-                         duration: float) -> dict[str, Any]:
-    """Images/s of ``processes`` recognizer processes running flat out for ``duration`` s."""
+def inprocess_throughput(name: str, data: bytes, processes: int, duration: float,
+                         cpus: frozenset[int] | None) -> dict[str, Any]:
+    """Images/s of ``processes`` recognizer processes running flat out for ``duration`` s
+    (on ``cpus`` when given)."""
     ctx = multiprocessing.get_context("spawn")  # torch must not cross a fork
     with ctx.Pool(processes) as pool:
-        parts = pool.map(_inprocess_worker, [(name, data, i, duration) for i in
-                                             range(processes)])
+        parts = pool.map(_inprocess_worker, [(name, data, cpus, duration)
+                                             for _ in range(processes)])
     rates = [count / (end - start) for count, start, end in parts]
     return {"processes": processes, "duration_s": duration, "per_process_rps": rates,
-            "rps": sum(rates)}
+            "cpus": sorted(cpus) if cpus else None, "rps": sum(rates)}
 
 
 def stack_throughput(url: str, name: str, data: bytes, n: int,
@@ -159,12 +218,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=5, help="samples discarded first")
     parser.add_argument("--requests", type=int, default=200, help="saturation requests")
     parser.add_argument("--concurrency", type=int, default=16, help="saturation clients")
-    parser.add_argument("--cores", type=int, default=os.cpu_count() or 1,
-                        help="in-process recognizer processes (the stack's cores)")
+    parser.add_argument("--cores", type=int,
+                        help="in-process recognizer processes (default: the workers' CPUs "
+                             "when pinned, else every CPU)")
     parser.add_argument("--duration", type=float, default=15.0,
                         help="seconds each in-process recognizer runs")
+    parser.add_argument("--state", type=Path,
+                        help="the stack's state file, for its CPU pinning "
+                             "(default: FACEFLEET_STACK_DIR/state.json)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="results folder")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    for option in ("single", "requests", "concurrency", "cores"):
+        value = getattr(args, option)
+        if value is not None and value < 1:
+            parser.error(f"--{option} must be at least 1, got {value}")
+    if args.warmup < 0 or args.duration <= 0:
+        parser.error("--warmup must be >= 0 and --duration > 0")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -183,17 +253,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     name, data = load_image(args.image)
 
     from config.settings import Settings
+    from config.stack import StackSettings
     from recognition.pipeline import Recognizer
 
+    state_file = args.state or StackSettings.from_env().state_dir / "state.json"
+    state = read_state(state_file)
+    pinning, held = stack_pinning(state)
+    if pinning.workers is not None and not held:
+        print(f"error: {state_file} says the workers run on CPUs {sorted(pinning.workers)} "
+              "but they do not (or are gone); restart the stack", file=sys.stderr)
+        return 2
+    cores = args.cores or (len(pinning.workers) if pinning.workers else os.cpu_count() or 1)
     recognizer = Recognizer.from_settings(Settings.from_env())
-    single = single_latency(url, recognizer, name, data, args.single, args.warmup)
+    single = single_latency(url, recognizer, name, data, args.single, args.warmup, pinning)
     del recognizer  # free its cores' memory before the throughput runs
-    in_process = inprocess_throughput(name, data, args.cores, args.duration)
-    stack = stack_throughput(url, name, data, args.requests, args.concurrency)
+    in_process = inprocess_throughput(name, data, cores, args.duration, pinning.workers)
+    with pinned(pinning.services):
+        stack = stack_throughput(url, name, data, args.requests, args.concurrency)
     overhead = {q: single["stack_s"][q] - single["in_process_s"][q] for q in ("p50", "p99")}
     ratio = stack["rps"] / in_process["rps"]
     result = {
-        "url": url, "image": name, "cores": args.cores,
+        "url": url, "image": name, "cores": cores, "stack_workers": state.get("pool"),
+        "pinning": {"workers": sorted(pinning.workers) if pinning.workers else None,
+                    "services": sorted(pinning.services) if pinning.services else None},
         "single": single, "overhead_s": overhead,
         "saturation": {"in_process": in_process, "stack": stack, "ratio": ratio},
         "bars": {"p50_overhead_s": P50_BAR_S, "p99_overhead_s": P99_BAR_S,
@@ -204,8 +286,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     json_path = write_json("e2e", result, args.out)
     plot(result, args.out)
     ok = all(result["passed"].values())
-    summary("e2e", f"single request p50 {1000 * single['stack_s']['p50']:.0f} ms vs in-process "
-          f"{1000 * single['in_process_s']['p50']:.0f} ms (+{1000 * overhead['p50']:.0f}, bar "
+    where = (f"workers on CPUs {sorted(pinning.workers)}" if pinning.workers
+             else "unpinned, all parts share every CPU")
+    summary("e2e", f"[{where}] single request p50 {1000 * single['stack_s']['p50']:.0f} "
+          f"ms vs in-process {1000 * single['in_process_s']['p50']:.0f} ms "
+          f"(+{1000 * overhead['p50']:.0f}, bar "
           f"+60), p99 +{1000 * overhead['p99']:.0f} ms (bar +200); saturation "
           f"{stack['rps']:.1f} vs {in_process['rps']:.1f} img/s = {ratio:.2f}x (bar 0.85); "
           f"-> {json_path}", ok)
