@@ -26,7 +26,7 @@ def recognize(self: FacefleetTask, bucket: str, key: str, request_id: str,
     ImageError code kept), which is stored and acked -- never retried.
     """
     worker = state()
-    log.debug("request %s: recognizing s3://%s/%s", request_id, bucket, key)
+    log.info("request %s: recognizing s3://%s/%s", request_id, bucket, key)
     # Picks up enrolments and removals made since the last task (cheap, rate-limited).
     worker.recognizer.refresh_gallery()
     started = time.perf_counter()
