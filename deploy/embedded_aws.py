@@ -73,7 +73,7 @@ def start_moto(
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                     start_new_session=True, cwd=REPO_ROOT,
-                                preexec_fn=pin_to(cpus))
+                                    preexec_fn=pin_to(cpus))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
