@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -36,8 +36,7 @@ class WorkerState:
     recognizer: Any
     load_seconds: float
     #: Recognitions allowed at once in this process (see compute_slots).
-    compute: threading.BoundedSemaphore = field(
-        default_factory=lambda: threading.BoundedSemaphore(1))
+    compute: threading.BoundedSemaphore
 
 
 def compute_slots(cpus: int, torch_threads: int) -> int:
