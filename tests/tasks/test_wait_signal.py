@@ -55,17 +55,26 @@ def _finish(settings: Settings, reply_url: str, request_id: str,
     return carried
 
 
+def _signalled(settings: Settings) -> ServingSettings:
+    """Serving settings that poll S3 only every 10 minutes, with reply queues of this test."""
+    return ServingSettings(signal_fallback_poll=600, reply_queue_prefix=f"r-{settings.queue}-")
+
+
+def _submit(client: RecognitionClient) -> tuple[str, str]:
+    """Submit a placeholder image: (request id, the client's reply queue URL)."""
+    request_id = client.submit(b"not really an image", "x.jpg")
+    url = client.reply_queue_url
+    assert url is not None
+    return request_id, url
+
+
 def test_a_request_sent_here_is_read_from_s3_once_after_its_signal(
         provisioned: Settings) -> None:
     # With S3 polled only every 10 minutes, wait() returns within its 60 s only because
     # the signal woke it, and the single GET shows it did not look before the signal.
-    serving = ServingSettings(signal_fallback_poll=600,
-                              reply_queue_prefix=f"r-{provisioned.queue}-")
-    client = RecognitionClient(provisioned, serving)
+    client = RecognitionClient(provisioned, _signalled(provisioned))
     try:
-        request_id = client.submit(b"not really an image", "x.jpg")
-        url = client.reply_queue_url
-        assert url is not None
+        request_id, url = _submit(client)
         gets = _count_gets(client)
         worker = threading.Timer(0.5, _finish, (provisioned, url, request_id))
         worker.start()
@@ -82,14 +91,11 @@ def test_a_request_sent_here_is_read_from_s3_once_after_its_signal(
 def test_a_request_sent_elsewhere_is_looked_up_at_once(provisioned: Settings) -> None:
     # Another process submitted it (a restarted web tier): no signal will come here, so
     # wait() reads S3 first instead of sleeping through the fallback period.
-    serving = ServingSettings(signal_fallback_poll=600,
-                              reply_queue_prefix=f"r-{provisioned.queue}-")
+    serving = _signalled(provisioned)
     sender = RecognitionClient(provisioned, serving)
     waiter = RecognitionClient(provisioned, serving)
     try:
-        request_id = sender.submit(b"not really an image", "x.jpg")
-        url = sender.reply_queue_url
-        assert url is not None
+        request_id, url = _submit(sender)
         _finish(provisioned, url, request_id)
         gets = _count_gets(waiter)
         assert waiter.wait(request_id, timeout=60)["request_id"] == request_id
@@ -100,13 +106,9 @@ def test_a_request_sent_elsewhere_is_looked_up_at_once(provisioned: Settings) ->
 
 
 def test_a_result_carried_by_the_signal_is_not_read_back(provisioned: Settings) -> None:
-    serving = ServingSettings(signal_fallback_poll=600,
-                              reply_queue_prefix=f"r-{provisioned.queue}-")
-    client = RecognitionClient(provisioned, serving)
+    client = RecognitionClient(provisioned, _signalled(provisioned))
     try:
-        request_id = client.submit(b"not really an image", "x.jpg")
-        url = client.reply_queue_url
-        assert url is not None
+        request_id, url = _submit(client)
         gets = _count_gets(client)
         carried = _finish(provisioned, url, request_id, carry=True)
         assert client.wait(request_id, timeout=60) == carried
