@@ -292,9 +292,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from config.settings import Settings
     from config.stack import StackSettings
+    from deploy.stack import STATE_FILE
     from recognition.pipeline import Recognizer
 
-    state_file = args.state or StackSettings.from_env().state_dir / "state.json"
+    state_file = args.state or StackSettings.from_env().state_dir / STATE_FILE
     state = read_state(state_file)
     pinning, held = stack_pinning(state)
     if pinning.workers is not None and not held:
