@@ -10,7 +10,8 @@ measured in the same run on the same machine (DESIGN.md §8).
 2. Saturation throughput: the reference protocol (``POST /``) with enough concurrent
    clients to keep every worker busy, vs the in-process recognizer run by as many
    processes as the workers have cores (one torch thread each, like the workers), in
-   interleaved rounds. Bar: stack ≥ 0.85 × in-process (pooled over the rounds).
+   many short interleaved rounds, each stack round rated from its first to its last
+   completion. Bar: stack ≥ 0.85 × in-process (pooled over the rounds).
 
 Same cores: when the stack was started with ``FACEFLEET_WORKER_CPUS`` and
 ``FACEFLEET_SERVICE_CPUS`` (recorded in its state file), the in-process recognizers
@@ -169,21 +170,40 @@ def _recognize_for(args: tuple[bytes, float]) -> tuple[int, float, float]:
     return count, started, time.perf_counter()
 
 
+def steady_rate(completions: Sequence[float]) -> float:
+    """Completions per second between the first and the last completion of a round.
+
+    A round through the stack starts with the pipeline empty (the first image still has
+    to cross HTTP, S3 and SQS before a worker can start on it) and ends with it
+    draining; counting from the first completion to the last leaves out that fill and
+    drain, which the in-process loop does not pay, so short rounds are not biased.
+    """
+    if len(completions) < 2:
+        raise ValueError(f"a steady rate needs at least 2 completions, got {len(completions)}")
+    span = max(completions) - min(completions)
+    if span <= 0:
+        raise ValueError("completions must span a positive time")
+    return (len(completions) - 1) / span
+
+
 def saturation(url: str, name: str, data: bytes, processes: int, pinning: Pinning,
                rounds: int, duration: float, requests_: int, concurrency: int
                ) -> dict[str, Any]:
     """Interleaved rounds: ``processes`` in-process recognizers flat out for ``duration``
     s, then ``requests_ / rounds`` requests through the stack at ``concurrency`` clients.
 
-    Interleaving gives both sides the same drift of this shared machine; the ratio is
-    the pooled stack rate over the mean in-process rate, with each round's ratio kept.
+    This shared machine's speed drifts by 10-20 % within a minute (measured: the
+    in-process rate of 10 s rounds 25 s apart ranged 9.0-12.5 img/s), so many short
+    rounds let both sides sample the same drift. Each stack round is rated by
+    :func:`steady_rate`; the ratio is the pooled stack rate over the pooled
+    in-process rate, with each round's ratio kept.
     """
     from tqdm import tqdm
 
     ctx = multiprocessing.get_context("spawn")  # torch must not cross a fork
     barrier = ctx.Barrier(processes)
-    per_round = max(1, requests_ // rounds)
-    local: list[float] = []
+    per_round = max(2, requests_ // rounds)
+    local: list[dict[str, float]] = []
     stack: list[dict[str, Any]] = []
     with ctx.Pool(processes, initializer=_load_recognizer,
                   initargs=(pinning.workers, data, barrier)) as pool:
@@ -193,21 +213,31 @@ def saturation(url: str, name: str, data: bytes, processes: int, pinning: Pinnin
         for _ in tqdm(range(rounds), desc="saturation rounds", unit="round",
                       file=sys.stderr):
             parts = pool.map(_recognize_for, [(data, duration)] * processes, chunksize=1)
-            local.append(sum(count / (end - start) for count, start, end in parts))
+            local.append({"rps": sum(count / (end - start) for count, start, end in parts)})
+            completions: list[float] = []
+
+            def done(outcome: Any, completions: list[float] = completions) -> None:
+                if outcome.completed:
+                    completions.append(time.perf_counter())
+
             with pinned(pinning.services):
                 outcomes, seconds = run_workload(url + "/", [(name, data)], {}, per_round,
-                                                 concurrency, progress=False)
+                                                 concurrency, progress=False, on_result=done)
             counts = summarize(outcomes, seconds)
-            stack.append({"requests": per_round, "seconds": seconds,
-                          "rps": counts["throughput_rps"], "failed": counts["failed"]})
-    stack_rps = sum(r["requests"] for r in stack) / sum(r["seconds"] for r in stack)
-    local_rps = sum(local) / len(local)
-    ratios = [r["rps"] / rate for r, rate in zip(stack, local, strict=True)]
+            rate = steady_rate(completions) if len(completions) >= 2 else 0.0
+            stack.append({"requests": per_round, "seconds": seconds, "rps": rate,
+                          "completed": len(completions), "failed": counts["failed"],
+                          "steady_seconds": (len(completions) - 1) / rate if rate else 0.0})
+    steady = sum(r["steady_seconds"] for r in stack)
+    intervals = sum(max(0, r["completed"] - 1) for r in stack)
+    stack_rps = intervals / steady if steady else 0.0
+    local_rps = sum(r["rps"] for r in local) / len(local)
+    ratios = [r["rps"] / own["rps"] for r, own in zip(stack, local, strict=True)]
     return {
         "rounds": rounds, "concurrency": concurrency,
         "in_process": {"processes": processes, "duration_s": duration,
                        "cpus": sorted(pinning.workers) if pinning.workers else None,
-                       "round_rps": local, "rps": local_rps},
+                       "round_rps": [r["rps"] for r in local], "rps": local_rps},
         "stack": {"requests": per_round * rounds, "rounds": stack, "rps": stack_rps,
                   "failed": sum(r["failed"] for r in stack)},
         "round_ratios": ratios, "ratio": stack_rps / local_rps,
@@ -252,14 +282,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--image", type=Path, help="probe image (default CSE546 test_000)")
     parser.add_argument("--single", type=int, default=40, help="single-request samples")
     parser.add_argument("--warmup", type=int, default=5, help="samples discarded first")
-    parser.add_argument("--requests", type=int, default=200, help="saturation requests")
+    parser.add_argument("--requests", type=int, default=600,
+                        help="saturation requests, split evenly over the rounds")
     parser.add_argument("--concurrency", type=int, default=16, help="saturation clients")
     parser.add_argument("--cores", type=int,
                         help="in-process recognizer processes (default: the workers' CPUs "
                              "when pinned, else every CPU)")
-    parser.add_argument("--duration", type=float, default=8.0,
+    parser.add_argument("--duration", type=float, default=4.0,
                         help="seconds the in-process recognizers run in each round")
-    parser.add_argument("--rounds", type=int, default=3,
+    parser.add_argument("--rounds", type=int, default=12,
                         help="interleaved in-process / stack saturation rounds")
     parser.add_argument("--state", type=Path,
                         help="the stack's state file, for its CPU pinning "
