@@ -268,7 +268,7 @@ def plot(result: dict[str, Any], out: Path) -> Path:
     right.scatter([1] * len(sat["stack"]["rounds"]), [r["rps"] for r in sat["stack"]["rounds"]],
                   color="black", zorder=3, s=12)
     right.set_ylabel("images per second")
-    right.set_title(f"saturation: stack / in-process = {sat['ratio']:.2f} "
+    right.set_title(f"saturation: stack / in-process = {sat['ratio']:.3f} "
                     f"(rounds {min(sat['round_ratios']):.2f}-{max(sat['round_ratios']):.2f})")
     right.legend()
     return save_figure(fig, "e2e", out)
@@ -362,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"ms vs in-process {1000 * single['in_process_s']['p50']:.0f} ms "
           f"(+{1000 * overhead['p50']:.0f}, bar "
           f"+60), p99 +{1000 * overhead['p99']:.0f} ms (bar +200); saturation "
-          f"{stack['rps']:.1f} vs {in_process['rps']:.1f} img/s = {ratio:.2f}x (bar 0.85; "
+          f"{stack['rps']:.1f} vs {in_process['rps']:.1f} img/s = {ratio:.3f}x (bar 0.85; "
           f"rounds {min(sat['round_ratios']):.2f}-{max(sat['round_ratios']):.2f}); "
           f"-> {json_path}", ok)
     return 0 if ok else 1
