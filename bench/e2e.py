@@ -193,8 +193,8 @@ def saturation(url: str, name: str, data: bytes, processes: int, pinning: Pinnin
     s, then ``requests_ / rounds`` requests through the stack at ``concurrency`` clients.
 
     This shared machine's speed drifts by 10-20 % within a minute (measured: the
-    in-process rate of 10 s rounds 25 s apart ranged 9.0-12.5 img/s), so many short
-    rounds let both sides sample the same drift. Each stack round is rated by
+    in-process rate of 10 s rounds 25 s apart ranged 9.0-11.5 img/s in one run), so
+    many short rounds let both sides sample the same drift. Each stack round is rated by
     :func:`steady_rate`; the ratio is the pooled stack rate over the pooled
     in-process rate, with each round's ratio kept.
     """
@@ -203,7 +203,7 @@ def saturation(url: str, name: str, data: bytes, processes: int, pinning: Pinnin
     ctx = multiprocessing.get_context("spawn")  # torch must not cross a fork
     barrier = ctx.Barrier(processes)
     per_round = max(2, requests_ // rounds)
-    local: list[dict[str, float]] = []
+    local: list[float] = []
     stack: list[dict[str, Any]] = []
     with ctx.Pool(processes, initializer=_load_recognizer,
                   initargs=(pinning.workers, data, barrier)) as pool:
@@ -213,7 +213,7 @@ def saturation(url: str, name: str, data: bytes, processes: int, pinning: Pinnin
         for _ in tqdm(range(rounds), desc="saturation rounds", unit="round",
                       file=sys.stderr):
             parts = pool.map(_recognize_for, [(data, duration)] * processes, chunksize=1)
-            local.append({"rps": sum(count / (end - start) for count, start, end in parts)})
+            local.append(sum(count / (end - start) for count, start, end in parts))
             completions: list[float] = []
 
             def done(outcome: Any, completions: list[float] = completions) -> None:
@@ -231,13 +231,13 @@ def saturation(url: str, name: str, data: bytes, processes: int, pinning: Pinnin
     steady = sum(r["steady_seconds"] for r in stack)
     intervals = sum(max(0, r["completed"] - 1) for r in stack)
     stack_rps = intervals / steady if steady else 0.0
-    local_rps = sum(r["rps"] for r in local) / len(local)
-    ratios = [r["rps"] / own["rps"] for r, own in zip(stack, local, strict=True)]
+    local_rps = sum(local) / len(local)
+    ratios = [r["rps"] / rate for r, rate in zip(stack, local, strict=True)]
     return {
         "rounds": rounds, "concurrency": concurrency,
         "in_process": {"processes": processes, "duration_s": duration,
                        "cpus": sorted(pinning.workers) if pinning.workers else None,
-                       "round_rps": [r["rps"] for r in local], "rps": local_rps},
+                       "round_rps": local, "rps": local_rps},
         "stack": {"requests": per_round * rounds, "rounds": stack, "rps": stack_rps,
                   "failed": sum(r["failed"] for r in stack)},
         "round_ratios": ratios, "ratio": stack_rps / local_rps,
