@@ -226,11 +226,11 @@ def saturation(url: str, name: str, data: bytes, processes: int, pinning: Pinnin
             counts = summarize(outcomes, seconds)
             rate = steady_rate(completions) if len(completions) >= 2 else 0.0
             stack.append({"requests": per_round, "seconds": seconds, "rps": rate,
-                          "completed": len(completions), "failed": counts["failed"],
-                          "steady_seconds": (len(completions) - 1) / rate if rate else 0.0})
-    steady = sum(r["steady_seconds"] for r in stack)
-    intervals = sum(max(0, r["completed"] - 1) for r in stack)
-    stack_rps = intervals / steady if steady else 0.0
+                          "completed": len(completions), "failed": counts["failed"]})
+    # Pooled: every round's completion intervals over every round's steady time.
+    rated = [r for r in stack if r["rps"]]
+    steady = sum((r["completed"] - 1) / r["rps"] for r in rated)
+    stack_rps = sum(r["completed"] - 1 for r in rated) / steady if steady else 0.0
     local_rps = sum(local) / len(local)
     ratios = [r["rps"] / rate for r, rate in zip(stack, local, strict=True)]
     return {
