@@ -84,11 +84,17 @@ def preload(settings: Settings | None = None,
             s3, sqs = aws_clients(settings)
             recognizer = Recognizer.from_settings(settings, s3_client=s3)
             elapsed = time.perf_counter() - started
-            log.info("recognizer loaded in %.2f s (weights %s)", elapsed, settings.weights)
             slots = compute_slots(len(os.sched_getaffinity(0)), settings.torch_threads)
             _state = WorkerState(settings, serving, s3, sqs, recognizer, elapsed,
                                  threading.BoundedSemaphore(slots))
+            _log_loaded(_state)
     return _state
+
+
+def _log_loaded(state: WorkerState) -> None:
+    # deploy.stack waits for this line in a worker's log before it reports "up".
+    log.info("recognizer loaded in %.2f s (weights %s)", state.load_seconds,
+             state.settings.weights)
 
 
 def state() -> WorkerState:
@@ -113,8 +119,7 @@ def _report_preload(**_: Any) -> None:
     # worker_init fires before Celery sets up logging, so a solo/threads worker's load
     # line would be lost; the stack waits for it, so say it again once logging is up.
     if _state is not None:
-        log.info("recognizer loaded in %.2f s (weights %s)", _state.load_seconds,
-                 _state.settings.weights)
+        _log_loaded(_state)
 
 
 @signals.worker_process_init.connect
