@@ -26,7 +26,7 @@ def enroll(self: FacefleetTask, name: str, bucket: str, keys: list[str]) -> dict
     worker = state()
     embeddings = []
     for key in keys:
-        data = read_image(worker.s3, bucket, key)
+        data = read_image(worker.objects, bucket, key)
         try:
             embeddings.append(worker.recognizer.embed_enrolment(data))
         except ImageError as exc:

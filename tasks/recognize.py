@@ -30,7 +30,7 @@ def recognize(self: FacefleetTask, bucket: str, key: str, request_id: str,
     # Picks up enrolments and removals made since the last task (cheap, rate-limited).
     worker.recognizer.refresh_gallery()
     started = time.perf_counter()
-    data = read_image(worker.s3, bucket, key)
+    data = read_image(worker.objects, bucket, key)
     fetched = time.perf_counter()
     try:
         with worker.compute:  # one recognition per core at a time (threads pool)
@@ -38,7 +38,7 @@ def recognize(self: FacefleetTask, bucket: str, key: str, request_id: str,
     except ImageError as exc:
         raise BadImage(str(exc), exc.code) from None
     recognized = time.perf_counter()
-    write_label(worker.s3, worker.settings.output_bucket, stem, recognition.label)
+    write_label(worker.objects, worker.settings.output_bucket, stem, recognition.label)
     result = recognition.to_dict()
     result["timings"].update(fetch=round(fetched - started, 4),
                              store=round(time.perf_counter() - recognized, 4))

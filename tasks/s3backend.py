@@ -10,8 +10,10 @@ success is still never replaced by a failure.
 
 Celery's ``get`` is a HEAD and then a GET, and both ``get`` and ``set`` build a boto3
 resource object per call. Here ``get`` is one GET (NoSuchKey reads as "nothing
-stored", as Celery's 404 does) and ``set`` one PUT, both on the resource's own client
-(same endpoint, credentials and connection pool).
+stored", as Celery's 404 does) and ``set`` one PUT, both through
+:class:`tasks.objectstore.ObjectStore` (the same endpoint, region and credentials as
+Celery's resource; why not boto3 on this path is said there). ``delete`` stays
+Celery's own.
 
 Selected in :mod:`config.celeryconfig` as ``result_backend``; it reads the same
 ``s3_*`` settings as Celery's own.
@@ -19,13 +21,15 @@ Selected in :mod:`config.celeryconfig` as ``result_backend``; it reads the same
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-from botocore.exceptions import ClientError
 from celery import states
 from celery.backends.s3 import S3Backend
 from celery.exceptions import BackendStoreError
 from kombu.utils.encoding import bytes_to_str
+
+from tasks.objectstore import MissingObject, ObjectStore
 
 
 class S3ResultBackend(S3Backend):
@@ -35,22 +39,32 @@ class S3ResultBackend(S3Backend):
         key = bytes_to_str(key)
         return self.base_path + key if self.base_path else key
 
+    _store: ObjectStore | None = None
+    _store_pid: int | None = None
+
+    @property
+    def store(self) -> ObjectStore:
+        """This process's object store (a connection pool must not cross a fork)."""
+        if self._store is None or self._store_pid != os.getpid():
+            self._store = ObjectStore.connect(self.endpoint_url, self.aws_region or "us-east-1",
+                                              self.aws_access_key_id, self.aws_secret_access_key)
+            self._store_pid = os.getpid()
+        return self._store
+
     def get(self, key: Any) -> Any:
         """The stored value of ``key``, or None when nothing is stored."""
-        client = self._s3_resource.meta.client
         try:
-            body = client.get_object(Bucket=self.bucket_name, Key=self._object_key(key))["Body"]
-        except ClientError as error:
-            if error.response["Error"]["Code"] in {"NoSuchKey", "404"}:
-                return None
-            raise
-        data = body.read()
+            data = self.store.get(self.bucket_name, self._object_key(key))
+        except MissingObject:
+            return None
         return data if self.content_encoding == "binary" else data.decode("utf-8")
 
     def set(self, key: Any, value: Any) -> None:
         """Store ``value`` under ``key`` (one PUT)."""
-        self._s3_resource.meta.client.put_object(Bucket=self.bucket_name,
-                                                 Key=self._object_key(key), Body=value)
+        body = value if isinstance(value, bytes) else str(value).encode("utf-8")
+        self.store.put(self.bucket_name, self._object_key(key), body,
+                       "application/json" if self.serializer == "json" else
+                       "application/octet-stream")
 
     def _store_result(self, task_id: str, result: Any, state: str, traceback: Any = None,
                       request: Any = None, **kwargs: Any) -> Any:

@@ -21,6 +21,7 @@ from celery import signals
 
 from config.serving import ServingSettings
 from config.settings import Settings
+from tasks.objectstore import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ class WorkerState:
     serving: ServingSettings
     s3: Any
     sqs: Any
+    #: The request path's S3 reads and writes (see tasks.objectstore for why not ``s3``).
+    objects: ObjectStore
     recognizer: Any
     load_seconds: float
     #: Recognitions allowed at once in this process (see compute_slots).
@@ -82,10 +85,11 @@ def preload(settings: Settings | None = None,
 
             started = time.perf_counter()
             s3, sqs = aws_clients(settings)
+            objects = ObjectStore.from_settings(settings)
             recognizer = Recognizer.from_settings(settings, s3_client=s3)
             elapsed = time.perf_counter() - started
             slots = compute_slots(len(os.sched_getaffinity(0)), settings.torch_threads)
-            _state = WorkerState(settings, serving, s3, sqs, recognizer, elapsed,
+            _state = WorkerState(settings, serving, s3, sqs, objects, recognizer, elapsed,
                                  threading.BoundedSemaphore(slots))
             _log_loaded(_state)
     return _state

@@ -10,13 +10,16 @@ from tasks.s3backend import S3ResultBackend
 
 
 def _requests(backend: S3ResultBackend) -> list[str]:
+    """The HTTP methods of the S3 requests ``backend`` sends from now on."""
     names: list[str] = []
+    http = backend.store.http
+    send = http.urlopen
 
-    def record(model: Any, **_: Any) -> None:
-        names.append(model.name)
+    def record(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        names.append(method)
+        return send(method, url, *args, **kwargs)
 
-    client = backend._s3_resource.meta.client
-    client.meta.events.register("before-call.s3", record)
+    http.urlopen = record  # type: ignore[method-assign]
     return names
 
 
@@ -25,7 +28,7 @@ def test_a_success_is_written_with_one_put(provisioned: Settings) -> None:
     assert isinstance(backend, S3ResultBackend)
     calls = _requests(backend)
     backend.mark_as_done("a" * 32, {"label": "Unknown"})
-    assert calls == ["PutObject"]
+    assert calls == ["PUT"]
     meta = backend.get_task_meta("a" * 32)
     assert meta["status"] == "SUCCESS" and meta["result"] == {"label": "Unknown"}
 
@@ -43,5 +46,17 @@ def test_a_read_is_one_get_and_a_missing_result_reads_as_pending(
     backend.mark_as_done("c" * 32, {"label": "stored"})
     calls = _requests(backend)
     assert backend.get_task_meta("c" * 32)["result"] == {"label": "stored"}
-    assert calls == ["GetObject"]
+    assert calls == ["GET"]
     assert backend.get_task_meta("d" * 32)["status"] == "PENDING"
+
+
+def test_a_result_is_json_in_the_output_bucket_under_the_results_prefix(
+        provisioned: Settings) -> None:
+    import boto3
+
+    make_app(provisioned).backend.mark_as_done("e" * 32, {"label": "boto3 reads it"})
+    s3 = boto3.client("s3", **provisioned.boto3_kwargs())
+    stored = s3.get_object(Bucket=provisioned.output_bucket,
+                           Key="results/celery-task-meta-" + "e" * 32)
+    assert stored["ContentType"] == "application/json"
+    assert b'"boto3 reads it"' in stored["Body"].read()

@@ -1,0 +1,82 @@
+"""The request path's S3 client (minio) against moto's server over HTTP."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+
+from config.settings import Settings
+from deploy.embedded_aws import free_port
+from tasks.errors import MissingImage
+from tasks.objectstore import MissingObject, ObjectStore, ObjectStoreError, endpoint_host
+from tasks.storage import read_image, write_label
+
+
+def test_endpoint_host_maps_urls_and_aws() -> None:
+    assert endpoint_host("http://127.0.0.1:5055", "us-east-1") == ("127.0.0.1:5055", False)
+    assert endpoint_host("https://s3.example.com/", "eu-west-1") == ("s3.example.com", True)
+    assert endpoint_host(None, "eu-west-1") == ("s3.eu-west-1.amazonaws.com", True)
+    for bad in ("127.0.0.1:5055", "ftp://host", "http://host/some/path"):
+        with pytest.raises(ValueError, match="S3 endpoint"):
+            endpoint_host(bad, "us-east-1")
+
+
+@pytest.fixture
+def bucket(settings: Settings) -> str:
+    boto3.client("s3", **settings.boto3_kwargs()).create_bucket(Bucket=settings.output_bucket)
+    return settings.output_bucket
+
+
+def test_put_then_get_round_trips_and_boto3_reads_the_same_object(
+        settings: Settings, bucket: str) -> None:
+    store = ObjectStore.from_settings(settings)
+    key = "labels/a name with spaces é+ü"
+    store.put(bucket, key, "Émilie".encode(), "text/plain; charset=utf-8")
+    assert store.get(bucket, key) == "Émilie".encode()
+    stored = boto3.client("s3", **settings.boto3_kwargs()).get_object(Bucket=bucket, Key=key)
+    assert stored["Body"].read() == "Émilie".encode()
+    assert stored["ContentType"] == "text/plain; charset=utf-8"
+
+
+def test_a_put_replaces_the_object_and_an_empty_body_is_stored(
+        settings: Settings, bucket: str) -> None:
+    store = ObjectStore.from_settings(settings)
+    store.put(bucket, "k", b"first")
+    store.put(bucket, "k", b"")
+    assert store.get(bucket, "k") == b""
+
+
+def test_a_missing_key_or_bucket_is_missing_object(settings: Settings, bucket: str) -> None:
+    store = ObjectStore.from_settings(settings)
+    with pytest.raises(MissingObject, match=rf"s3://{bucket}/nope.*does not exist"):
+        store.get(bucket, "nope")
+    with pytest.raises(MissingObject, match="NoSuchBucket"):
+        store.get("no-such-bucket-here", "k")
+    with pytest.raises(MissingObject, match="NoSuchBucket"):
+        store.put("no-such-bucket-here", "k", b"x")
+
+
+def test_the_task_helpers_say_what_is_missing(settings: Settings, bucket: str) -> None:
+    store = ObjectStore.from_settings(settings)
+    write_label(store, bucket, "test_000", "Paul")
+    assert store.get(bucket, "test_000") == b"Paul"
+    with pytest.raises(MissingImage, match="does not exist; upload it again") as info:
+        read_image(store, bucket, "uploads/gone.jpg")
+    assert info.value.code == "missing_image"
+
+
+def test_an_unreachable_endpoint_is_a_storage_error_after_bounded_retries() -> None:
+    store = ObjectStore.connect(f"http://127.0.0.1:{free_port()}", "us-east-1", "k", "s")
+    with pytest.raises(ObjectStoreError, match=r"unreachable.*Check the endpoint") as info:
+        store.get("bucket", "key")
+    assert info.value.code == "storage_unreachable"
+    assert not isinstance(info.value, MissingObject)
+
+
+def test_an_invalid_name_is_refused_with_its_reason(settings: Settings, bucket: str) -> None:
+    store = ObjectStore.from_settings(settings)
+    with pytest.raises(ObjectStoreError, match=f"Cannot write s3://{bucket}/: ") as info:
+        store.put(bucket, "", b"x")
+    assert info.value.code == "storage_refused"
+    with pytest.raises(ObjectStoreError, match="Cannot read s3://a/k: "):
+        store.get("a", "k")  # a bucket name S3 does not allow (too short)
