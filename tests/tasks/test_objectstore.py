@@ -80,3 +80,24 @@ def test_an_invalid_name_is_refused_with_its_reason(settings: Settings, bucket: 
     assert info.value.code == "storage_refused"
     with pytest.raises(ObjectStoreError, match="Cannot read s3://a/k: "):
         store.get("a", "k")  # a bucket name S3 does not allow (too short)
+
+
+def test_aws_mode_signs_with_botocores_credential_chain(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from botocore.credentials import Credentials as BotocoreKeys
+
+    from tasks.objectstore import BotocoreCredentials
+
+    keys = BotocoreCredentials(BotocoreKeys("AKIDEXAMPLE", "secret", "session-token"))
+    retrieved = keys.retrieve()
+    assert (retrieved.access_key, retrieved.secret_key, retrieved.session_token) == (
+        "AKIDEXAMPLE", "secret", "session-token")
+
+    # No endpoint: AWS itself, credentials from the environment through botocore.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDFROMENV")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret-from-env")
+    store = ObjectStore.connect(None, "eu-west-1")
+    assert isinstance(store.client._provider, BotocoreCredentials)
+    assert store.client._provider.retrieve().access_key == "AKIDFROMENV"
+    assert store.client._base_url.host == "s3.eu-west-1.amazonaws.com"
+    assert store.client._base_url.is_https
