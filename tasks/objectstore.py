@@ -28,6 +28,7 @@ from minio import Minio
 from minio.credentials import Credentials, Provider, StaticProvider
 from minio.error import MinioException, S3Error
 
+from config.settings import Settings
 from tasks.errors import TaskError
 
 #: S3 error codes meaning "the object (or its bucket) is not there".
@@ -120,7 +121,7 @@ class ObjectStore:
                          http_client=http), http)
 
     @classmethod
-    def from_settings(cls, settings: Any) -> ObjectStore:
+    def from_settings(cls, settings: Settings) -> ObjectStore:
         """The store for :class:`config.settings.Settings` (endpoint, region, keys)."""
         kwargs = settings.boto3_kwargs()
         return cls.connect(settings.aws_endpoint, settings.region,
