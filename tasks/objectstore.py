@@ -19,6 +19,8 @@ handed to ``minio`` through :class:`BotocoreCredentials`.
 from __future__ import annotations
 
 import io
+import os
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -121,11 +123,22 @@ class ObjectStore:
                          http_client=http), http)
 
     @classmethod
+    def shared(cls, endpoint_url: str | None, region: str, access_key: str | None = None,
+               secret_key: str | None = None) -> ObjectStore:
+        """This process's store for these arguments, connected on first use.
+
+        The worker's tasks and Celery's result backend share it (one connection pool);
+        a forked child gets its own, since a pool must not cross a fork.
+        """
+        return _shared_store(os.getpid(), endpoint_url, region, access_key, secret_key)
+
+    @classmethod
     def from_settings(cls, settings: Settings) -> ObjectStore:
-        """The store for :class:`config.settings.Settings` (endpoint, region, keys)."""
+        """This process's store for :class:`config.settings.Settings` (endpoint, region,
+        keys)."""
         kwargs = settings.boto3_kwargs()
-        return cls.connect(settings.aws_endpoint, settings.region,
-                           kwargs.get("aws_access_key_id"), kwargs.get("aws_secret_access_key"))
+        return cls.shared(settings.aws_endpoint, settings.region,
+                          kwargs.get("aws_access_key_id"), kwargs.get("aws_secret_access_key"))
 
     def get(self, bucket: str, key: str) -> bytes:
         """The bytes of ``s3://bucket/key``; MissingObject when it is not there."""
@@ -149,6 +162,13 @@ class ObjectStore:
         except (S3Error, MinioException, urllib3.exceptions.HTTPError, OSError,
                 ValueError) as exc:
             raise _translate(exc, "write", bucket, key) from exc
+
+
+@lru_cache(maxsize=8)
+def _shared_store(pid: int, endpoint_url: str | None, region: str, access_key: str | None,
+                  secret_key: str | None) -> ObjectStore:
+    # ``pid`` is part of the key only so that a forked child connects anew.
+    return ObjectStore.connect(endpoint_url, region, access_key, secret_key)
 
 
 def _translate(exc: BaseException, verb: str, bucket: str, key: str) -> ObjectStoreError:

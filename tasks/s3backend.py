@@ -21,7 +21,6 @@ Selected in :mod:`config.celeryconfig` as ``result_backend``; it reads the same
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from celery import states
@@ -39,17 +38,12 @@ class S3ResultBackend(S3Backend):
         key = bytes_to_str(key)
         return self.base_path + key if self.base_path else key
 
-    _store: ObjectStore | None = None
-    _store_pid: int | None = None
-
     @property
     def store(self) -> ObjectStore:
-        """This process's object store (a connection pool must not cross a fork)."""
-        if self._store is None or self._store_pid != os.getpid():
-            self._store = ObjectStore.connect(self.endpoint_url, self.aws_region or "us-east-1",
-                                              self.aws_access_key_id, self.aws_secret_access_key)
-            self._store_pid = os.getpid()
-        return self._store
+        """This process's object store for the backend's endpoint, region and keys
+        (in a worker, the one its tasks use too)."""
+        return ObjectStore.shared(self.endpoint_url, self.aws_region or "us-east-1",
+                                  self.aws_access_key_id, self.aws_secret_access_key)
 
     def get(self, key: Any) -> Any:
         """The stored value of ``key``, or None when nothing is stored."""

@@ -101,3 +101,12 @@ def test_aws_mode_signs_with_botocores_credential_chain(
     assert store.client._provider.retrieve().access_key == "AKIDFROMENV"
     assert store.client._base_url.host == "s3.eu-west-1.amazonaws.com"
     assert store.client._base_url.is_https
+
+
+def test_one_store_per_process_serves_the_tasks_and_the_result_backend(
+        settings: Settings) -> None:
+    from tasks.factory import make_app
+
+    store = ObjectStore.from_settings(settings)
+    assert make_app(settings).backend.store is store
+    assert ObjectStore.from_settings(settings) is store

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from config.settings import Settings
 from tasks.factory import make_app
 from tasks.s3backend import S3ResultBackend
 
 
-def _requests(backend: S3ResultBackend) -> list[str]:
-    """The HTTP methods of the S3 requests ``backend`` sends from now on."""
+def _requests(backend: S3ResultBackend, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The HTTP methods of the S3 requests ``backend`` sends from now on (this test)."""
     names: list[str] = []
     http = backend.store.http
     send = http.urlopen
@@ -19,14 +21,15 @@ def _requests(backend: S3ResultBackend) -> list[str]:
         names.append(method)
         return send(method, url, *args, **kwargs)
 
-    http.urlopen = record  # type: ignore[method-assign]
+    monkeypatch.setattr(http, "urlopen", record)
     return names
 
 
-def test_a_success_is_written_with_one_put(provisioned: Settings) -> None:
+def test_a_success_is_written_with_one_put(provisioned: Settings,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
     backend = make_app(provisioned).backend
     assert isinstance(backend, S3ResultBackend)
-    calls = _requests(backend)
+    calls = _requests(backend, monkeypatch)
     backend.mark_as_done("a" * 32, {"label": "Unknown"})
     assert calls == ["PUT"]
     meta = backend.get_task_meta("a" * 32)
@@ -41,10 +44,10 @@ def test_a_stored_success_is_never_replaced_by_a_failure(provisioned: Settings) 
 
 
 def test_a_read_is_one_get_and_a_missing_result_reads_as_pending(
-        provisioned: Settings) -> None:
+        provisioned: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     backend = make_app(provisioned).backend
     backend.mark_as_done("c" * 32, {"label": "stored"})
-    calls = _requests(backend)
+    calls = _requests(backend, monkeypatch)
     assert backend.get_task_meta("c" * 32)["result"] == {"label": "stored"}
     assert calls == ["GET"]
     assert backend.get_task_meta("d" * 32)["status"] == "PENDING"
