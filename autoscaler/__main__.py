@@ -1,8 +1,8 @@
 """``python -m autoscaler``: run the controller until SIGINT/SIGTERM.
 
-Reads Settings and AutoscalerSettings from the environment, drives the EC2 API of the
-configured endpoint (the embedded moto by default) from the request queue's depth, and
-publishes the fleet state to ``s3://<output bucket>/fleet/state.json``.
+Reads its settings from the environment, drives the EC2 API of the configured endpoint
+(the embedded moto by default) from the request queue's depth, and publishes the fleet
+state to ``s3://<output bucket>/<FACEFLEET_FLEET_STATE_KEY>``.
 """
 
 from __future__ import annotations
@@ -13,25 +13,25 @@ import signal
 import sys
 import threading
 
-import boto3
-
 from autoscaler.ec2 import Ec2Fleet
 from autoscaler.idle import CeleryActivityProbe
 from autoscaler.loop import Controller
 from autoscaler.metrics import SqsLoadReader
 from autoscaler.state import StatePublisher
 from config.autoscaler import AutoscalerSettings
+from config.aws import ec2_client, s3_client, sqs_client
 from config.env import ConfigError
 from config.settings import Settings
+from tasks.factory import make_app
 
 
-def activity_probe(scaler: AutoscalerSettings) -> CeleryActivityProbe | None:
+def activity_probe(settings: Settings, scaler: AutoscalerSettings
+                   ) -> CeleryActivityProbe | None:
     """The probe asking workers what they hold (Celery inspect over SQS+SNS), or None
     when FACEFLEET_IDLE_PROBE=false."""
     if not scaler.idle_probe:
         return None
-    from tasks import app  # the workers' app: same broker, same monitoring transport
-
+    app = make_app(settings)  # the workers' broker and monitoring transport; no tasks
     if scaler.embedded:  # the runner's workers are named <instance>@<this host>
         return CeleryActivityProbe.embedded(app, scaler.idle_probe_timeout_s)
     return CeleryActivityProbe(app, scaler.idle_probe_timeout_s)
@@ -53,13 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"autoscaler: configuration error: {err}", file=sys.stderr)
         return 2
-    kwargs = settings.boto3_kwargs()
-    probe = activity_probe(scaler)
+    probe = activity_probe(settings, scaler)
     controller = Controller(
         scaler,
-        Ec2Fleet(boto3.client("ec2", **kwargs), scaler),
-        SqsLoadReader(boto3.client("sqs", **kwargs), settings.queue),
-        StatePublisher(boto3.client("s3", **kwargs), settings.output_bucket, scaler.state_key),
+        Ec2Fleet(ec2_client(settings), scaler),
+        SqsLoadReader(sqs_client(settings), settings.queue),
+        StatePublisher(s3_client(settings), settings.output_bucket, settings.fleet_state_key),
         idle_probe=probe,
     )
     if args.once:

@@ -12,26 +12,27 @@ so the count converges to at most max.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import re
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any
-
-from botocore.exceptions import BotoCoreError, ClientError
-from botocore.parsers import ResponseParserError
+from typing import TYPE_CHECKING, Any
 
 from autoscaler.errors import FleetError
 from autoscaler.fleet import SLOT_STATES, Instance, free_slots
 from config.autoscaler import ORIGIN_TAG, ROLE_TAG, SLOT_TAG, AutoscalerSettings
+from config.aws import CALL_ERRORS
+
+if TYPE_CHECKING:
+    from types_boto3_ec2 import EC2Client
+    from types_boto3_ec2.type_defs import FilterTypeDef, InstanceTypeDef
 
 _ALL_STATES = ["pending", "running", "stopping", "stopped", "shutting-down", "terminated"]
 _GENERATION_TAG = "facefleet:generation"
 _TEMPLATE_ID = re.compile(r"^lt-[0-9a-f]{8,17}$")
-# Errors from boto3/botocore calls, including an endpoint's unparseable answer.
-_CALL_ERRORS = (ClientError, BotoCoreError, ResponseParserError, OSError)
 
 
 def _epoch(value: Any) -> float:
@@ -40,7 +41,7 @@ def _epoch(value: Any) -> float:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
 
 
-def parse_instance(raw: dict[str, Any], name_prefix: str) -> Instance | None:
+def parse_instance(raw: InstanceTypeDef, name_prefix: str) -> Instance | None:
     """Build an Instance from one DescribeInstances entry; None if it has no slot."""
     tags = {t["Key"]: t["Value"] for t in raw.get("Tags", [])}
     name = tags.get("Name", "")
@@ -58,7 +59,7 @@ def parse_instance(raw: dict[str, Any], name_prefix: str) -> Instance | None:
 class Ec2Fleet:
     """The Fleet Protocol on EC2 for instances tagged ``facefleet:role=<role>``."""
 
-    def __init__(self, client: Any, settings: AutoscalerSettings) -> None:
+    def __init__(self, client: EC2Client, settings: AutoscalerSettings) -> None:
         self.client = client
         self.settings = settings
         self._image: str | None = settings.ami
@@ -66,9 +67,11 @@ class Ec2Fleet:
         self._lock = threading.Lock()
 
     # -- reading -----------------------------------------------------------------------
-    def _describe(self, states: list[str]) -> list[tuple[Instance, dict[str, Any]]]:
-        filters = [{"Name": f"tag:{ROLE_TAG}", "Values": [self.settings.role]},
-                   {"Name": "instance-state-name", "Values": states}]
+    def _describe(self, states: Sequence[str]
+                  ) -> builtins.list[tuple[Instance, InstanceTypeDef]]:
+        filters: builtins.list[FilterTypeDef] = [
+            {"Name": f"tag:{ROLE_TAG}", "Values": [self.settings.role]},
+            {"Name": "instance-state-name", "Values": states}]
         found = []
         try:
             for page in self.client.get_paginator("describe_instances").paginate(
@@ -78,7 +81,7 @@ class Ec2Fleet:
                         inst = parse_instance(raw, self.settings.name_prefix)
                         if inst is not None:
                             found.append((inst, raw))
-        except _CALL_ERRORS as err:
+        except CALL_ERRORS as err:
             raise FleetError(f"cannot list instances: {err}") from err
         return found
 
@@ -97,7 +100,7 @@ class Ec2Fleet:
                     Owners=["amazon"],
                     Filters=[{"Name": "name", "Values": ["amzn2-ami-hvm-*x86_64*"]}],
                 ).get("Images", [])
-            except _CALL_ERRORS as err:
+            except CALL_ERRORS as err:
                 raise FleetError(f"cannot list images: {err}") from err
             if not images:
                 raise FleetError("no AMI: set FACEFLEET_AMI or FACEFLEET_LAUNCH_TEMPLATE")
@@ -128,8 +131,9 @@ class Ec2Fleet:
         else:
             args["ImageId"] = self.image_id()
             args["InstanceType"] = s.instance_type
-            if s.user_data:
-                args["UserData"] = s.user_data
+            user_data = s.user_data()
+            if user_data:
+                args["UserData"] = user_data
         if s.subnet_id:
             args["SubnetId"] = s.subnet_id
         if s.security_group_ids:
@@ -156,7 +160,7 @@ class Ec2Fleet:
         try:
             response = self.client.run_instances(**self._run_args(slot, generation))
             raw = response["Instances"][0]
-        except (*_CALL_ERRORS, KeyError, IndexError) as err:
+        except (*CALL_ERRORS, KeyError, IndexError) as err:
             raise FleetError(f"cannot launch {self.settings.instance_name(slot)}: {err}"
                              ) from err
         inst = parse_instance(raw, self.settings.name_prefix)
@@ -165,7 +169,7 @@ class Ec2Fleet:
                             raw["State"]["Name"], _epoch(raw["LaunchTime"]))
         return inst
 
-    def launch(self, n: int) -> list[Instance]:
+    def launch(self, n: int) -> builtins.list[Instance]:
         """Launch up to ``n`` instances in the lowest free slots (in parallel)."""
         if n <= 0:
             return []
@@ -177,8 +181,8 @@ class Ec2Fleet:
             gens = self._generations()
             with ThreadPoolExecutor(max_workers=min(len(slots), 8)) as pool:
                 futures = [pool.submit(self._run_one, s, gens.get(s, 0) + 1) for s in slots]
-                results: list[Instance] = []
-                errors: list[FleetError] = []
+                results: builtins.list[Instance] = []
+                errors: builtins.list[FleetError] = []
                 for future in futures:
                     try:
                         results.append(future.result())
@@ -189,7 +193,7 @@ class Ec2Fleet:
                 raise errors[0]
             return results
 
-    def dedupe(self) -> list[str]:
+    def dedupe(self) -> builtins.list[str]:
         """Terminate all but the oldest live instance of any slot holding several
         (only endpoints that ignore ClientToken produce them); returns the ids ended."""
         by_slot: dict[int, list[Instance]] = {}
@@ -219,7 +223,7 @@ class Ec2Fleet:
             return
         try:
             getattr(self.client, method)(InstanceIds=list(ids))
-        except _CALL_ERRORS as err:
+        except CALL_ERRORS as err:
             raise FleetError(f"cannot {what} {', '.join(ids)}: {err}") from err
 
     def start(self, ids: Sequence[str]) -> None:
@@ -229,7 +233,7 @@ class Ec2Fleet:
         try:
             self.client.create_tags(Resources=list(ids),
                                     Tags=[{"Key": ORIGIN_TAG, "Value": "start"}])
-        except _CALL_ERRORS as err:
+        except CALL_ERRORS as err:
             raise FleetError(f"cannot tag {', '.join(ids)}: {err}") from err
         self._call("start", "start_instances", ids)
 

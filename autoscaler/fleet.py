@@ -9,6 +9,7 @@ the fleet by construction.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -86,7 +87,7 @@ class Fleet(Protocol):
         """Our instances that are not terminated, by slot."""
         ...
 
-    def launch(self, n: int) -> list[Instance]:
+    def launch(self, n: int) -> builtins.list[Instance]:
         """Run up to ``n`` new instances in the lowest free slots, never exceeding the
         maximum number of slots; returns the instances launched (possibly fewer)."""
         ...

@@ -16,14 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from autoscaler.errors import AutoscalerError, FleetError, MetricsError
+from autoscaler.errors import FleetError, MetricsError, StateError
 from autoscaler.fleet import Fleet, Instance, count
 from autoscaler.idle import Activity
-from autoscaler.metrics import QueueLoad
 from autoscaler.plan import Actions, plan
 from autoscaler.policy import Decision, History, Observation, decide
-from autoscaler.state import STATE_VERSION, StatePublisher
+from autoscaler.state import StatePublisher, build_state
 from config.autoscaler import AutoscalerSettings
+from config.aws import QueueDepth
 
 log = logging.getLogger("facefleet.autoscaler")
 
@@ -33,7 +33,7 @@ class TickRecord:
     """What one tick saw, decided and did (one line of the decision log)."""
 
     time: float
-    load: QueueLoad | None
+    load: QueueDepth | None
     current: int
     booting: int
     stopped: int
@@ -56,7 +56,7 @@ class Controller:
     """Drives ``fleet`` from the queue load read by ``read_load``."""
 
     def __init__(self, settings: AutoscalerSettings, fleet: Fleet,
-                 read_load: Callable[[], QueueLoad],
+                 read_load: Callable[[], QueueDepth],
                  publisher: StatePublisher | None = None,
                  clock: Callable[[], float] = time.time,
                  idle_probe: Callable[[list[Instance]], Activity | None] | None = None,
@@ -104,7 +104,7 @@ class Controller:
             return record
         errors: list[str] = []
         try:
-            load: QueueLoad | None = self.read_load()
+            load: QueueDepth | None = self.read_load()
         except MetricsError as err:
             load = None
             errors.append(str(err))
@@ -152,20 +152,11 @@ class Controller:
         self.decisions.append(entry)
         if self.publisher is None:
             return
-        counts = count(instances)
-        state = {
-            "version": STATE_VERSION, "updated": round(record.time, 3),
-            "tick_s": self.settings.tick_s, "min": self.settings.min_instances,
-            "max": self.settings.max_instances, "desired": record.desired,
-            "load": entry["load"],
-            "counts": {"running": counts.running, "pending": counts.pending,
-                       "stopped": counts.stopped, "leaving": counts.leaving},
-            "instances": [i.to_dict() for i in instances],
-            "decisions": list(self.decisions),
-        }
+        state = build_state(self.settings, record.time, record.desired, entry["load"],
+                            instances, self.decisions)
         try:
             self.publisher.publish(state)
-        except AutoscalerError as err:
+        except StateError as err:
             log.warning("state not published: %s", err)
 
     def run(self, stop: threading.Event) -> None:

@@ -6,6 +6,7 @@ Launched and started instances are ``pending`` until ``settle()`` (or at once wi
 
 from __future__ import annotations
 
+import builtins
 import itertools
 import threading
 import time
@@ -51,7 +52,7 @@ class MemoryFleet:
             live = [i for i in self.instances.values() if i.state != "terminated"]
             return sorted(live, key=lambda i: i.slot)
 
-    def launch(self, n: int) -> list[Instance]:
+    def launch(self, n: int) -> builtins.list[Instance]:
         """Launch up to ``n`` instances in the lowest free slots."""
         with self._lock:
             self._check_fail("launch")

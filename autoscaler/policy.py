@@ -20,8 +20,8 @@ import math
 from dataclasses import dataclass, field
 
 from autoscaler.fleet import FleetCounts
-from autoscaler.metrics import QueueLoad
 from config.autoscaler import AutoscalerSettings
+from config.aws import QueueDepth
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class Observation:
     queue could not be read."""
 
     now: float
-    load: QueueLoad | None
+    load: QueueDepth | None
     fleet: FleetCounts
 
 

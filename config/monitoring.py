@@ -1,28 +1,16 @@
 """Settings of Celery monitoring over SQS+SNS (inspect, control, events, Flower).
 
 Read by the processes that use :mod:`tasks.transport`; merged into the Celery
-configuration with :meth:`MonitoringSettings.celery_settings`.
-
-| variable | default | meaning |
-| --- | --- | --- |
-| FACEFLEET_MONITORING | true | remote control + events over SNS (false: plain SQS) |
-| FACEFLEET_MONITOR_QUEUE_PREFIX | ffmon- | name prefix of listener and reply queues |
-| FACEFLEET_EVENT_FLUSH_INTERVAL | 0.5 | max wait (s) of an event for a PublishBatch (0: none) |
-| FACEFLEET_LISTENER_EXPIRES | 600 | age (s) of last-seen after which a monitoring queue is swept |
-| FACEFLEET_LISTENER_REFRESH | 120 | seconds between last-seen refreshes by the owning process |
-| FACEFLEET_MONITOR_SWEEP_INTERVAL | 600 | seconds between sweeps of expired queues (per owner) |
-| FACEFLEET_LISTENER_RETENTION | 300 | SQS retention (s, ≥ 60) of unread broadcasts |
-| FACEFLEET_TASK_EVENTS | true | workers send task events (dashboard, Flower's task pages) |
+configuration by :func:`apply`.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from config.env import ConfigError, get_bool, get_float, get_int, get_str
+from config.env import ConfigError, Invalid, load, setting
 
 #: The transport class, for Celery's ``broker_transport`` setting.
 TRANSPORT = "tasks.transport:Transport"
@@ -30,50 +18,52 @@ TRANSPORT = "tasks.transport:Transport"
 EVENT_EXCHANGE = "celeryev"
 
 
+def parse_prefix(raw: str) -> str:
+    """A queue-name prefix: 1-40 letters, digits, '-' or '_' (SQS's own alphabet)."""
+    if len(raw) > 40 or not all(c.isalnum() or c in "-_" for c in raw):
+        raise Invalid("must be 1-40 letters, digits, '-' or '_'")
+    return raw
+
+
 @dataclass(frozen=True)
 class MonitoringSettings:
-    """Typed, validated monitoring knobs (see the module docstring)."""
+    """Monitoring over SQS+SNS: inspect, remote control, events, Flower."""
 
-    enabled: bool = True
-    queue_prefix: str = "ffmon-"
-    event_flush_interval: float = 0.5
-    listener_expires: float = 600.0
-    listener_refresh: float = 120.0
-    sweep_interval: float = 600.0
-    listener_retention: int = 300
-    task_events: bool = True
+    enabled: bool = setting("FACEFLEET_MONITORING", True,
+                            "remote control and events over SNS (false: plain SQS)")
+    queue_prefix: str = setting("FACEFLEET_MONITOR_QUEUE_PREFIX", "ffmon-",
+                                "name prefix of listener and reply queues", parse=parse_prefix)
+    event_flush_interval: float = setting(
+        "FACEFLEET_EVENT_FLUSH_INTERVAL", 0.5,
+        "longest wait (s) of an event for an SNS PublishBatch (0: none)", minimum=0, maximum=10)
+    listener_expires: float = setting(
+        "FACEFLEET_LISTENER_EXPIRES", 600.0,
+        "age (s) of a monitoring queue's last-seen tag after which it is swept",
+        minimum=30, maximum=7 * 86400)
+    listener_refresh: float = setting(
+        "FACEFLEET_LISTENER_REFRESH", 120.0,
+        "seconds between last-seen refreshes by the owning process", minimum=1, maximum=86400)
+    sweep_interval: float = setting(
+        "FACEFLEET_MONITOR_SWEEP_INTERVAL", 600.0,
+        "seconds between sweeps of expired queues (per owner)", minimum=10, maximum=7 * 86400)
+    listener_retention: int = setting(
+        "FACEFLEET_LISTENER_RETENTION", 300,
+        "SQS retention (s) of unread broadcasts", minimum=60, maximum=1209600)
+    task_events: bool = setting(
+        "FACEFLEET_TASK_EVENTS", True,
+        "workers send task events (the dashboard and Flower's task pages need them)")
+
+    def check(self) -> None:
+        """What spans several settings."""
+        if self.listener_refresh * 2 > self.listener_expires:
+            raise ConfigError(
+                "FACEFLEET_LISTENER_REFRESH must be at most half of FACEFLEET_LISTENER_EXPIRES "
+                "(a live listener must refresh twice before it could be swept)")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> MonitoringSettings:
         """Read and validate every variable; raise ConfigError naming the bad one."""
-        env = os.environ if env is None else env
-        prefix = get_str(env, "FACEFLEET_MONITOR_QUEUE_PREFIX", cls.queue_prefix)
-        if not prefix or len(prefix) > 40 or not all(c.isalnum() or c in "-_" for c in prefix):
-            raise ConfigError(
-                f"FACEFLEET_MONITOR_QUEUE_PREFIX={prefix!r} must be 1-40 letters, digits, "
-                "'-' or '_'"
-            )
-        settings = cls(
-            enabled=get_bool(env, "FACEFLEET_MONITORING", cls.enabled),
-            queue_prefix=prefix,
-            event_flush_interval=get_float(env, "FACEFLEET_EVENT_FLUSH_INTERVAL",
-                                           cls.event_flush_interval, minimum=0, maximum=10),
-            listener_expires=get_float(env, "FACEFLEET_LISTENER_EXPIRES", cls.listener_expires,
-                                       minimum=30, maximum=7 * 86400),
-            listener_refresh=get_float(env, "FACEFLEET_LISTENER_REFRESH", cls.listener_refresh,
-                                       minimum=1, maximum=86400),
-            sweep_interval=get_float(env, "FACEFLEET_MONITOR_SWEEP_INTERVAL", cls.sweep_interval,
-                                     minimum=10, maximum=7 * 86400),
-            listener_retention=get_int(env, "FACEFLEET_LISTENER_RETENTION",
-                                       cls.listener_retention, minimum=60, maximum=1209600),
-            task_events=get_bool(env, "FACEFLEET_TASK_EVENTS", cls.task_events),
-        )
-        if settings.listener_refresh * 2 > settings.listener_expires:
-            raise ConfigError(
-                "FACEFLEET_LISTENER_REFRESH must be at most half of FACEFLEET_LISTENER_EXPIRES "
-                "(a live listener must refresh twice before it could be swept)"
-            )
-        return settings
+        return load(cls, env)
 
     def transport_options(self) -> dict[str, Any]:
         """Keys to merge into ``broker_transport_options`` (read by tasks.transport)."""
@@ -104,9 +94,8 @@ class MonitoringSettings:
         }
 
 
-def apply(conf: dict[str, Any], settings: MonitoringSettings | None = None) -> dict[str, Any]:
+def apply(conf: dict[str, Any], settings: MonitoringSettings) -> dict[str, Any]:
     """``conf`` (a Celery config dict) with monitoring merged in; ``conf`` is not changed."""
-    settings = settings or MonitoringSettings.from_env()
     merged = dict(conf, **settings.celery_settings())
     options = dict(conf.get("broker_transport_options") or {})
     options.update(settings.transport_options())

@@ -17,12 +17,16 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from config.errors import FacefleetError
+
 #: Where ``python -m deploy.moto_server`` resolves.
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-class EmbeddedAwsError(RuntimeError):
+class EmbeddedAwsError(FacefleetError):
     """moto's server did not start or did not answer in time."""
+
+    default_code = "embedded_aws"
 
 
 def free_port() -> int:

@@ -3,11 +3,11 @@
     python -m deploy.moto_server -H 127.0.0.1 -p 5055
 
 Same app and same in-memory state as ``python -m moto.server``, served differently.
-On this kind of machine moto shares two cores with the web tier and the workers, so
-its CPU per call is taken straight out of recognition. Profiled under the stack's mix
-of S3 and SQS calls, stock ``moto.server`` spends:
+On one machine moto shares the cores with the web tier and the workers, so its CPU per
+call is taken straight out of recognition. Under the stack's mix of S3 and SQS calls,
+stock ``moto.server`` spends its CPU on (figures in docs/benchmarks.md):
 
-* about 30 % of its CPU resolving the service for each request: ``host in
+* resolving the service for each request: ``host in
   list_of_moto_modules()`` lists moto's package folder and ``stat``s some 200 entries,
   under the dispatcher's global lock. The answer only depends on the host string, so
   it is memoised here.
@@ -31,14 +31,15 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from gunicorn.app.base import BaseApplication
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
 #: Threads serving requests; each SQS long poll holds one for up to 20 s.
 THREADS = 512
 
 
 def make_app() -> Any:
     """moto's dispatcher with the service lookup memoised and debug off."""
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-
     def create_quiet_app(service: Any) -> Any:
         app = create_backend_app(service)
         app.debug = False
@@ -63,8 +64,6 @@ def make_app() -> Any:
 
 def serve(host: str, port: int, threads: int = THREADS) -> None:
     """Serve moto on ``host:port`` until SIGTERM/SIGINT (gunicorn's arbiter handles them)."""
-    from gunicorn.app.base import BaseApplication
-
     # moto builds some URLs (e.g. SQS queue URLs) from this, as its own server does.
     os.environ.setdefault("MOTO_PORT", str(port))
 

@@ -21,15 +21,33 @@ import json
 import logging
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import boto3
 from botocore.exceptions import ClientError
 
+from config.aws import (
+    CONFLICT,
+    MISSING_QUEUE,
+    NO_SUCH_BUCKET,
+    error_code,
+    is_missing,
+    s3_client,
+    sqs_client,
+)
 from config.env import ConfigError
 from config.serving import ServingSettings
 from config.settings import Settings
+from recognition.gallery import Gallery
+from recognition.weights import ensure_weights, upload_weights
 from tasks.completion import reap_stale_reply_queues
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
+    from types_boto3_sqs import SQSClient
+    from types_boto3_sqs.literals import QueueAttributeNameType
+
+    #: A queue's attributes, by SQS's own names.
+    QueueAttributes = dict[QueueAttributeNameType, str]
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +78,8 @@ def provision(settings: Settings, serving: ServingSettings | None = None, *,
               upload_weights: bool = True) -> Provisioned:
     """Create or reconcile every bucket, queue and object; return what is there."""
     serving = serving or ServingSettings.from_env()
-    s3 = boto3.client("s3", **settings.boto3_kwargs())
-    sqs = boto3.client("sqs", **settings.boto3_kwargs())
+    s3 = s3_client(settings)
+    sqs = sqs_client(settings)
     created: list[str] = []
     buckets = [settings.input_bucket, settings.output_bucket, settings.model_bucket]
     for bucket in buckets:
@@ -83,7 +101,7 @@ def provision(settings: Settings, serving: ServingSettings | None = None, *,
 
 
 def request_queue_attributes(settings: Settings, serving: ServingSettings,
-                             dlq_arn: str) -> dict[str, str]:
+                             dlq_arn: str) -> QueueAttributes:
     """Attributes of the request queue (pure)."""
     return {
         # Above the hard time limit: a running task's message never reappears.
@@ -95,12 +113,12 @@ def request_queue_attributes(settings: Settings, serving: ServingSettings,
     }
 
 
-def _ensure_bucket(s3: Any, bucket: str, region: str) -> bool:
+def _ensure_bucket(s3: S3Client, bucket: str, region: str) -> bool:
     try:
         s3.head_bucket(Bucket=bucket)
         return False
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") not in {"404", "NoSuchBucket", "NotFound"}:
+        if not is_missing(exc) and error_code(exc) != NO_SUCH_BUCKET:
             raise
     kwargs: dict[str, Any] = {"Bucket": bucket}
     if region != "us-east-1":
@@ -108,19 +126,18 @@ def _ensure_bucket(s3: Any, bucket: str, region: str) -> bool:
     try:
         s3.create_bucket(**kwargs)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
+        if error_code(exc) != "BucketAlreadyOwnedByYou":
             raise
         return False
     return True
 
 
-def _ensure_queue(sqs: Any, name: str, attributes: dict[str, str],
+def _ensure_queue(sqs: SQSClient, name: str, attributes: QueueAttributes,
                   created: list[str]) -> str:
     try:
         url = str(sqs.get_queue_url(QueueName=name)["QueueUrl"])
     except ClientError as exc:
-        if "NonExistentQueue" not in exc.response.get("Error", {}).get("Code", "") \
-                and "QueueDoesNotExist" not in exc.response.get("Error", {}).get("Code", ""):
+        if error_code(exc) not in MISSING_QUEUE:
             raise
         url = str(sqs.create_queue(QueueName=name, Attributes=attributes,
                                    tags={"facefleet:role": "requests"})["QueueUrl"])
@@ -144,23 +161,19 @@ def _same(key: str, current: str | None, wanted: str) -> bool:
     return str(current) == str(wanted)
 
 
-def _upload_weights(s3: Any, settings: Settings, created: list[str]) -> str | None:
+def _upload_weights(s3: S3Client, settings: Settings, created: list[str]) -> str | None:
     """Upload the configured weights to the model bucket (idempotent, per sha256)."""
     if settings.weights.startswith("s3://"):
         return settings.weights  # already in a bucket
-    from recognition.weights import ensure_weights, upload_weights  # deferred: torch
-
     info = ensure_weights(settings.weights, settings.cache_dir)
     key = f"{WEIGHTS_PREFIX}{info.name}-{info.sha256[:16]}.pt"
     return str(upload_weights(info, s3, settings.model_bucket, key))
 
 
-def _ensure_gallery(s3: Any, settings: Settings) -> bool:
+def _ensure_gallery(s3: S3Client, settings: Settings) -> bool:
     """Store an empty gallery where none is (S3 galleries only); True if written."""
     if not settings.gallery.startswith("s3://"):
         return False
-    from recognition.gallery import Gallery
-
     bucket, _, key = settings.gallery[5:].partition("/")
     body = json.dumps(Gallery().to_json(), separators=(",", ":")).encode()
     try:
@@ -168,8 +181,7 @@ def _ensure_gallery(s3: Any, settings: Settings) -> bool:
         s3.put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*",
                       ContentType="application/json")
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in {"PreconditionFailed",
-                                                         "ConditionalRequestConflict"}:
+        if error_code(exc) in CONFLICT:
             return False
         raise
     return True

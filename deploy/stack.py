@@ -27,24 +27,32 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from autoscaler.errors import AutoscalerError
+from autoscaler.state import read_state
+from config.autoscaler import AutoscalerSettings
+from config.aws import s3_client
 from config.env import ConfigError
-from config.export import settings_env
+from config.errors import FacefleetError
 from config.serving import ServingSettings
 from config.settings import Settings
 from config.stack import StackSettings
 from config.web import WebSettings
 from deploy.embedded_aws import EmbeddedAwsError, is_listening, pin_to, start_moto
+from deploy.provision import provision
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE_FILE = "state.json"
 
 
-class StackError(RuntimeError):
+class StackError(FacefleetError):
     """The stack could not start or stop; the message says what to do."""
+
+    default_code = "stack"
 
 
 @dataclass
@@ -147,7 +155,7 @@ def child_env(settings: Settings, weights_uri: str | None = None) -> dict[str, s
     """This environment plus ``settings`` for a child process; with ``weights_uri``
     (the model bucket's copy) for workers, which load the weights from there."""
     env = dict(os.environ)
-    env.update(settings_env(settings))
+    env.update(settings.to_env())
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     if weights_uri:
         env["FACEFLEET_WEIGHTS"] = weights_uri
@@ -189,14 +197,10 @@ def _wait_autoscaler(procs: list[Proc], timeout: float) -> None:
 def start(settings: Settings, serving: ServingSettings, stack: StackSettings,
           web: WebSettings, say: Callable[[str], None] = print) -> dict[str, Any]:
     """Start every part; return the state (processes, names, URLs). Stops all on error."""
-    from deploy.provision import provision
-
     logs = stack.state_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     host, port = embedded_port(settings)
     if stack.autoscale:
-        from config.autoscaler import AutoscalerSettings
-
         AutoscalerSettings.from_env()  # a bad FACEFLEET_* value fails before anything runs
     procs: list[Proc] = []
     try:
@@ -232,8 +236,8 @@ def start(settings: Settings, serving: ServingSettings, stack: StackSettings,
             say(f"waiting for {stack.workers} worker(s) to load the model")
             for proc in procs:
                 if proc.name.startswith("worker-"):
-                    _wait_for(proc.name,
-                              lambda p=proc: _log_has(p, " ready.", "recognizer loaded"),
+                    _wait_for(proc.name, partial(_log_has, proc, " ready.",
+                                                 "recognizer loaded"),
                               procs, stack.start_timeout)
         if web_url is not None and web_url.startswith("http"):
             _wait_for("web tier", lambda: is_listening(web_url + "/healthz"), procs,
@@ -270,7 +274,8 @@ def _state_path(stack: StackSettings) -> Path:
 
 def _read_state(stack: StackSettings) -> dict[str, Any] | None:
     try:
-        return json.loads(_state_path(stack).read_text())
+        state: dict[str, Any] = json.loads(_state_path(stack).read_text())
+        return state
     except FileNotFoundError:
         return None
 
@@ -347,17 +352,10 @@ def cmd_status(stack: StackSettings) -> int:
 def _fleet_summary(state: dict[str, Any]) -> dict[str, Any]:
     """What the controller last published (desired, instances by state, the last
     decision), or why it cannot be read."""
-    import boto3
-
-    from autoscaler.errors import AutoscalerError
-    from autoscaler.state import read_state
-    from config.autoscaler import AutoscalerSettings
-
     try:
         settings = Settings.from_env()
-        key = AutoscalerSettings.from_env().state_key
-        s3 = boto3.client("s3", **settings.boto3_kwargs())
-        published = read_state(s3, state["buckets"]["output"], key)
+        published = read_state(s3_client(settings, "interactive"), state["buckets"]["output"],
+                               settings.fleet_state_key)
     except (ConfigError, AutoscalerError) as exc:
         return {"error": str(exc)}
     if published is None:

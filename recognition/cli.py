@@ -20,10 +20,19 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from config import aws
 from config.env import ConfigError
+from config.settings import Settings
 from recognition.errors import ImageError, RecognitionError
+from recognition.gallery import validate_name
+from recognition.gallery_store import GalleryStore
+from recognition.images import read_image_file
+from recognition.weights import ensure_weights
+
+if TYPE_CHECKING:
+    from recognition.pipeline import Recognizer
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -65,8 +74,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        from config.settings import Settings
-
         settings = Settings.from_env()
         handler = {"weights": _weights, "enroll": _enroll, "identify": _identify,
                    "list": _list, "remove": _remove}[args.command]
@@ -83,28 +90,24 @@ def _error(message: str) -> None:
     print(f"error: {' '.join(message.split())}", file=sys.stderr, flush=True)
 
 
-def _weights(args: argparse.Namespace, settings: Any) -> int:
-    from recognition.gallery_store import make_s3_client
-    from recognition.weights import ensure_weights
-
+def _weights(args: argparse.Namespace, settings: Settings) -> int:
     spec = args.name or settings.weights
-    client = make_s3_client(settings) if spec.startswith("s3://") else None
+    client = aws.s3_client(settings, "interactive") if spec.startswith("s3://") else None
     info = ensure_weights(spec, settings.cache_dir, s3_client=client)
     print(f"name: {info.name}\npath: {info.path}\nsha256: {info.sha256}\n"
           f"embedding_dim: {info.embedding_dim}\nthreshold: {info.threshold}")
     return EXIT_OK
 
 
-def _recognizer(args: argparse.Namespace, settings: Any) -> Any:
+def _recognizer(args: argparse.Namespace, settings: Settings) -> Recognizer:
+    # Deferred: torch and the models load only for the commands that recognise, so
+    # `weights`, `list` and `remove` answer in well under a second.
     from recognition.pipeline import Recognizer
 
     return Recognizer.from_settings(settings, gallery=args.gallery)
 
 
-def _enroll(args: argparse.Namespace, settings: Any) -> int:
-    from recognition.gallery import validate_name
-    from recognition.images import read_image_file
-
+def _enroll(args: argparse.Namespace, settings: Settings) -> int:
     validate_name(args.name)  # before loading the model
     photos = []
     for path in args.images:
@@ -112,7 +115,7 @@ def _enroll(args: argparse.Namespace, settings: Any) -> int:
             photos.append((read_image_file(path, settings.max_pixels,
                                            settings.max_upload_bytes), path.name))
         except ImageError as exc:
-            raise ImageError(exc.code, f"{path}: {exc}; nothing was enrolled") from None
+            raise ImageError(f"{path}: {exc}; nothing was enrolled", exc.code) from None
     recognizer = _recognizer(args, settings)
     gallery = recognizer.enroll(args.name, photos)
     print(f"enrolled {len(photos)} photo(s) of {args.name} "
@@ -121,9 +124,7 @@ def _enroll(args: argparse.Namespace, settings: Any) -> int:
     return EXIT_OK
 
 
-def _identify(args: argparse.Namespace, settings: Any) -> int:
-    from recognition.images import read_image_file
-
+def _identify(args: argparse.Namespace, settings: Settings) -> int:
     if args.batch < 1:
         raise ConfigError("--batch must be at least 1")
     recognizer = _recognizer(args, settings)
@@ -165,9 +166,7 @@ def _print_result(image: str, result: Any, as_json: bool) -> None:
         print(f"  {face.identity} (distance {distance}, p={face.probability:.3f}) at [{box}]")
 
 
-def _list(args: argparse.Namespace, settings: Any) -> int:
-    from recognition.gallery_store import GalleryStore
-
+def _list(args: argparse.Namespace, settings: Settings) -> int:
     store = GalleryStore.from_settings(settings, args.gallery)
     gallery = store.load()
     for name, count in gallery.counts().items():
@@ -177,9 +176,7 @@ def _list(args: argparse.Namespace, settings: Any) -> int:
     return EXIT_OK
 
 
-def _remove(args: argparse.Namespace, settings: Any) -> int:
-    from recognition.gallery_store import GalleryStore
-
+def _remove(args: argparse.Namespace, settings: Settings) -> int:
     store = GalleryStore.from_settings(settings, args.gallery)
     if not store.remove(args.name):
         _error(f"{args.name!r} is not enrolled in {store.location}")

@@ -31,7 +31,8 @@ def fixed_standardization(faces: torch.Tensor) -> torch.Tensor:
 def l2_normalise(vectors: np.ndarray) -> np.ndarray:
     """Rows scaled to unit L2 norm (zero rows stay zero)."""
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
+    unit: np.ndarray = vectors / np.maximum(norms, 1e-12)
+    return unit
 
 
 class Embedder:
@@ -52,7 +53,9 @@ class Embedder:
     @property
     def embedding_dim(self) -> int:
         """Length of one embedding (128 or 512), read from the model's last layer."""
-        return int(self.model.last_bn.num_features)
+        last_bn = self.model.get_submodule("last_bn")
+        assert isinstance(last_bn, nn.BatchNorm1d)
+        return int(last_bn.num_features)
 
     def embed(self, faces: np.ndarray) -> np.ndarray:
         """float32 N x D, each row L2-normalised."""

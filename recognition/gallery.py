@@ -33,7 +33,7 @@ _RESERVED = {UNKNOWN.lower(), "noface"}
 
 def validate_name(name: str) -> str:
     """Return ``name`` if it is a valid identity name, else raise GalleryError."""
-    if not isinstance(name, str) or not _NAME.fullmatch(name) or name != name.strip():
+    if not _NAME.fullmatch(name) or name != name.strip():
         raise GalleryError(
             f"invalid identity name {name!r}: use 1-64 letters, digits, spaces or ._- "
             "(no leading or trailing space)"
@@ -203,4 +203,5 @@ def _unit_rows(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     if np.any(norms < 1e-6) or not np.all(np.isfinite(vectors)):
         raise GalleryError("embeddings contain zero or non-finite vectors")
-    return (vectors / norms).astype(np.float32)
+    unit: np.ndarray = (vectors / norms).astype(np.float32)
+    return unit

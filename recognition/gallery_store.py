@@ -17,12 +17,22 @@ import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
+from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ConnectionError as EndpointDown
+
+from config import aws
+from config.aws import CONFLICT, NO_SUCH_BUCKET, error_code, is_missing
+from config.settings import Settings
 from recognition.errors import GalleryError
 from recognition.gallery import Gallery
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
 MAX_CONFLICT_RETRIES = 8
 
@@ -48,7 +58,7 @@ class GalleryStore:
     """
 
     def __init__(
-        self, location: str, *, s3_client: Any = None, weights_name: str | None = None,
+        self, location: str, *, s3_client: S3Client | None = None, weights_name: str | None = None,
         weights_sha256: str | None = None, endpoint: str | None = None,
     ) -> None:
         self.location = location
@@ -66,14 +76,16 @@ class GalleryStore:
 
     @classmethod
     def from_settings(
-        cls, settings: Any, location: str | None = None, *, s3_client: Any = None,
+        cls, settings: Settings, location: str | None = None, *,
+        s3_client: S3Client | None = None,
         weights_name: str | None = None, weights_sha256: str | None = None,
     ) -> GalleryStore:
         """A store at ``location`` (default ``settings.gallery``), with an S3 client
         built from the settings when the location is ``s3://`` and none is given."""
         location = location or settings.gallery
         if location.startswith("s3://") and s3_client is None:
-            s3_client = make_s3_client(settings)
+            # A person or a request waits on the gallery: fail fast, never hang.
+            s3_client = aws.s3_client(settings, "interactive")
         return cls(location, s3_client=s3_client, weights_name=weights_name,
                    weights_sha256=weights_sha256, endpoint=settings.aws_endpoint)
 
@@ -101,8 +113,7 @@ class GalleryStore:
         """Add photos (k x D embeddings, k source names) to ``name``; returns the new gallery."""
         if self.weights_name is None or self.weights_sha256 is None:
             raise GalleryError("this gallery store has no model attached; cannot enrol")
-        import numpy as np  # numpy, not torch: a torch tensor converts via __array__
-
+        # numpy, not torch: a torch tensor converts via __array__
         vectors = np.asarray(embeddings, dtype=np.float32)
         return self._update(lambda g: g.enrolled(
             name, vectors, sources, weights_name=self.weights_name or "",
@@ -121,7 +132,7 @@ class GalleryStore:
             return False  # removed concurrently by someone else
         return True
 
-    def _update(self, change: Any) -> Gallery:
+    def _update(self, change: Callable[[Gallery], Gallery]) -> Gallery:
         with self._backend.locked():
             for _ in range(MAX_CONFLICT_RETRIES):
                 body, stamp = self._backend.read()
@@ -149,16 +160,6 @@ class GalleryStore:
             return Gallery.from_json(doc)
         except GalleryError as exc:
             raise GalleryError(f"the gallery at {self.location}: {exc}") from None
-
-
-def make_s3_client(settings: Any) -> Any:
-    """An S3 client that fails fast when the endpoint is down (a CLI must not hang)."""
-    import boto3
-    from botocore.config import Config
-
-    config = Config(connect_timeout=3, read_timeout=30,
-                    retries={"max_attempts": 2, "mode": "standard"})
-    return boto3.client("s3", config=config, **settings.boto3_kwargs())
 
 
 class _FileBackend:
@@ -214,7 +215,7 @@ class _FileBackend:
 
 
 class _S3Backend:
-    def __init__(self, client: Any, bucket: str, key: str, endpoint: str | None) -> None:
+    def __init__(self, client: S3Client, bucket: str, key: str, endpoint: str | None) -> None:
         self.client, self.bucket, self.key, self.endpoint = client, bucket, key, endpoint
 
     def read(self) -> tuple[bytes | None, str | None]:
@@ -226,27 +227,25 @@ class _S3Backend:
             return obj["Body"].read(), obj["ETag"]
 
     def head(self) -> str | None:
-        from botocore.exceptions import ClientError
-
         with self._errors():
             try:
-                return self.client.head_object(Bucket=self.bucket, Key=self.key)["ETag"]
+                return str(self.client.head_object(Bucket=self.bucket, Key=self.key)["ETag"])
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+                if is_missing(exc):
                     return None
                 raise
 
     def write(self, body: bytes, expected: str | None) -> None:
-        from botocore.exceptions import ClientError
-
-        condition = {"IfMatch": expected} if expected else {"IfNoneMatch": "*"}
         with self._errors():
             try:
-                self.client.put_object(Bucket=self.bucket, Key=self.key, Body=body,
-                                       ContentType="application/json", **condition)
+                if expected:  # only if nobody wrote since our read
+                    self.client.put_object(Bucket=self.bucket, Key=self.key, Body=body,
+                                           ContentType="application/json", IfMatch=expected)
+                else:  # only if there is still no gallery at all
+                    self.client.put_object(Bucket=self.bucket, Key=self.key, Body=body,
+                                           ContentType="application/json", IfNoneMatch="*")
             except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code")
-                if code in {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}:
+                if error_code(exc) in CONFLICT:
                     raise _Conflict from None
                 raise
 
@@ -256,9 +255,6 @@ class _S3Backend:
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
-        from botocore.exceptions import BotoCoreError, ClientError
-        from botocore.exceptions import ConnectionError as EndpointDown
-
         where = f"s3://{self.bucket}/{self.key}"
         try:
             yield
@@ -270,8 +266,8 @@ class _S3Backend:
                 "(--gallery PATH or FACEFLEET_GALLERY=PATH)"
             ) from None
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
-            if code == "NoSuchBucket":
+            code = error_code(exc)
+            if code == NO_SUCH_BUCKET:
                 raise GalleryError(
                     f"the bucket {self.bucket!r} for the gallery {where} does not exist: "
                     "provision the stack (`make up`) or point FACEFLEET_GALLERY elsewhere"

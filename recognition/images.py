@@ -33,12 +33,12 @@ def decode_image(data: bytes, max_pixels: int, max_bytes: int | None = None) -> 
     ``too_large``, ``not_an_image``, ``truncated`` or ``unsupported``.
     """
     if not data:
-        raise ImageError("empty", "the file is empty (0 bytes); upload the image itself")
+        raise ImageError("the file is empty (0 bytes); upload the image itself", "empty")
     if max_bytes is not None and len(data) > max_bytes:
         raise ImageError(
-            "too_large",
             f"the file is {len(data):,} bytes, above the limit of {max_bytes:,} "
             "(FACEFLEET_MAX_UPLOAD_BYTES); send a smaller or recompressed image",
+            "too_large",
         )
     with warnings.catch_warnings():
         # PIL's own bomb check only warns below 2x its limit; ours is explicit below.
@@ -49,12 +49,12 @@ def decode_image(data: bytes, max_pixels: int, max_bytes: int | None = None) -> 
             image.seek(0)  # animated GIF/WebP/APNG, multi-page TIFF: the first frame
             image.load()
         except Image.DecompressionBombError as exc:
-            raise ImageError("too_large", f"{exc}; downscale the image") from None
+            raise ImageError(f"{exc}; downscale the image", "too_large") from None
         except _DECODE_ERRORS as exc:
             raise ImageError(
-                "truncated",
                 f"the {image.format or 'image'} data is truncated or corrupt ({exc}); "
                 "send the complete file again",
+                "truncated",
             ) from None
     image = _upright(image)
     return to_rgb(image)
@@ -65,30 +65,30 @@ def read_image_file(path: Path, max_pixels: int, max_bytes: int | None = None) -
     try:
         if max_bytes is not None and path.stat().st_size > max_bytes:
             raise ImageError(
-                "too_large",
                 f"the file is {path.stat().st_size:,} bytes, above the limit of "
                 f"{max_bytes:,} (FACEFLEET_MAX_UPLOAD_BYTES); send a smaller image",
+                "too_large",
             )
         return path.read_bytes()
     except FileNotFoundError:
-        raise ImageError("not_found", f"no such file: {path}") from None
+        raise ImageError(f"no such file: {path}", "not_found") from None
     except IsADirectoryError:
-        raise ImageError("not_found", f"{path} is a folder, not an image file") from None
+        raise ImageError(f"{path} is a folder, not an image file", "not_found") from None
     except PermissionError:
-        raise ImageError("unreadable", f"permission denied reading {path}") from None
+        raise ImageError(f"permission denied reading {path}", "unreadable") from None
 
 
 def _open(data: bytes) -> Image.Image:
     try:
         return Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
-        raise ImageError("not_an_image", _not_an_image_message(data)) from None
+        raise ImageError(_not_an_image_message(data), "not_an_image") from None
     except Image.DecompressionBombError as exc:
-        raise ImageError("too_large", f"{exc}; downscale the image") from None
+        raise ImageError(f"{exc}; downscale the image", "too_large") from None
     except _DECODE_ERRORS as exc:
         raise ImageError(
-            "truncated", f"the image header is truncated or corrupt ({exc}); "
-            "send the complete file again",
+            f"the image header is truncated or corrupt ({exc}); "
+            "send the complete file again", "truncated",
         ) from None
 
 
@@ -108,12 +108,12 @@ def _not_an_image_message(data: bytes) -> str:
 def _check_pixels(image: Image.Image, max_pixels: int) -> None:
     width, height = image.size
     if width <= 0 or height <= 0:
-        raise ImageError("not_an_image", f"the image claims a size of {width}x{height}")
+        raise ImageError(f"the image claims a size of {width}x{height}", "not_an_image")
     if width * height > max_pixels:
         raise ImageError(
-            "too_large",
             f"the image is {width}x{height} = {width * height:,} pixels, above the limit "
             f"of {max_pixels:,} (FACEFLEET_MAX_PIXELS); downscale it before sending",
+            "too_large",
         )
 
 
@@ -143,8 +143,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
         return image.convert("RGB")
     except (ValueError, OSError) as exc:
         raise ImageError(
-            "unsupported", f"cannot convert a {mode} image to RGB ({exc}); "
-            "save it as an ordinary RGB JPEG or PNG",
+            f"cannot convert a {mode} image to RGB ({exc}); "
+            "save it as an ordinary RGB JPEG or PNG", "unsupported",
         ) from None
 
 

@@ -17,19 +17,25 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from PIL import Image
 
+from config import aws
+from config.settings import Settings
 from recognition.detector import Detection, Detector
 from recognition.embedder import Embedder
 from recognition.errors import ImageError, NoFaceError
 from recognition.gallery import Gallery, Matcher, validate_name
-from recognition.gallery_store import GalleryStore, make_s3_client
+from recognition.gallery_store import GalleryStore
 from recognition.images import decode_image
 from recognition.types import NO_FACE, Face, Recognition
+from recognition.weights import WeightsInfo, ensure_weights, load_embedder
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
 #: Context around the MTCNN box, in pixels of the 160 px crop (facenet-pytorch's
 #: convention). Tuned on the 5-celebrity set by bench/accuracy.py.
@@ -55,7 +61,7 @@ class Recognizer:
 
     def __init__(
         self, *, detector: Detector, embedder: Embedder, gallery_store: GalleryStore,
-        threshold: float, weights: Any, max_pixels: int, max_bytes: int | None = None,
+        threshold: float, weights: WeightsInfo, max_pixels: int, max_bytes: int | None = None,
         check_interval: float = GALLERY_CHECK_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -74,7 +80,7 @@ class Recognizer:
 
     @classmethod
     def from_settings(
-        cls, settings: Any, s3_client: Any = None, *, gallery: str | None = None,
+        cls, settings: Settings, s3_client: S3Client | None = None, *, gallery: str | None = None,
         device: str = "cpu", flip: bool = False,
     ) -> Recognizer:
         """Obtain weights, check the gallery, then load MTCNN and the embedder.
@@ -83,13 +89,11 @@ class Recognizer:
         is opened before the networks are built so that an unreachable store fails in
         well under a second.
         """
-        from recognition.weights import ensure_weights, load_embedder
-
         torch.set_num_threads(settings.torch_threads)
         location = gallery or settings.gallery
         needs_s3 = location.startswith("s3://") or settings.weights.startswith("s3://")
         if s3_client is None and needs_s3:
-            s3_client = make_s3_client(settings)
+            s3_client = aws.s3_client(settings, "interactive")
         info = ensure_weights(settings.weights, settings.cache_dir, s3_client=s3_client)
         store = GalleryStore.from_settings(
             settings, location, s3_client=s3_client, weights_name=info.name,
@@ -98,7 +102,8 @@ class Recognizer:
         store.load()  # fail fast (unreachable endpoint, other model) before heavy work
         threshold = settings.threshold if settings.threshold is not None else info.threshold
         return cls(
-            detector=Detector(margin=DEFAULT_MARGIN, device=device),
+            detector=Detector(margin=DEFAULT_MARGIN, device=device,
+                              min_probability=settings.min_face_probability),
             embedder=Embedder(load_embedder(info, device), prewhiten=info.prewhiten, flip=flip),
             gallery_store=store, threshold=threshold, weights=info,
             max_pixels=settings.max_pixels, max_bytes=settings.max_upload_bytes,
@@ -248,7 +253,7 @@ class Recognizer:
             try:
                 images.append(self.decode(data))
             except ImageError as exc:
-                raise ImageError(exc.code, f"{source}: {exc}; nothing was enrolled") from None
+                raise ImageError(f"{source}: {exc}; nothing was enrolled", exc.code) from None
         crops, missing = self._primary_crops(images)
         if missing:
             names = ", ".join(photos[i][1] for i in missing)

@@ -21,54 +21,31 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import re
 import threading
 import time
-import uuid
-from pathlib import PurePosixPath
 from typing import Any
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import ClientError as BotoClientError
+from botocore.exceptions import ClientError
 from celery.exceptions import TimeoutError as CeleryTimeout
 from celery.result import AsyncResult
 
+from config.aws import QueueDepth, read_queue_depth, s3_client, sqs_client
 from config.serving import ServingSettings
 from config.settings import Settings
 from tasks.completion import REPLY_HEADER, ReplyListener, reap_stale_reply_queues
-from tasks.errors import (
-    InvalidUpload,
-    QueueDepth,
-    ResultTimeout,
-    TaskFailed,
-    UnknownRequest,
+from tasks.errors import InvalidUpload, ResultTimeout, TaskFailed, UnknownRequest
+from tasks.factory import ENROLL, RECOGNIZE, make_app
+from tasks.keys import (
+    enrol_key,
+    image_key,
+    is_request_id,
+    new_request_id,
+    request_prefixes,
+    stem_of,
 )
-from tasks.factory import make_app
 from tasks.results import StoredResult, fetch_result
 
 log = logging.getLogger(__name__)
-
-RECOGNIZE = "facefleet.recognize"
-ENROLL = "facefleet.enroll"
-#: Request ids this client makes: 32 hex digits (uuid4().hex).
-REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")
-#: Characters kept in object keys and stems; anything else becomes "_".
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-#: Prefix of enrolment photos in the input bucket.
-ENROL_PREFIX = "enrol/"
-
-
-def safe_filename(filename: str) -> str:
-    """The base name of ``filename`` with only [A-Za-z0-9._-] (1..128 chars)."""
-    base = PurePosixPath(filename.replace("\\", "/")).name
-    cleaned = _UNSAFE.sub("_", base).strip("._")[:128]
-    return cleaned or "image"
-
-
-def stem_of(filename: str) -> str:
-    """The label object's key: the file name without its extension (``test_00``)."""
-    return PurePosixPath(safe_filename(filename)).stem or "image"
 
 
 class RecognitionClient:
@@ -82,12 +59,9 @@ class RecognitionClient:
         self.completion_signal = (self.serving.completion_signal if completion_signal is None
                                   else completion_signal)
         self.app = make_app(self.settings, self.serving)
-        # One pool slot per waiting thread keeps 100+ concurrent waits from queueing on
-        # connections; short timeouts so a dead endpoint fails a request, never hangs it.
-        config = Config(max_pool_connections=256, connect_timeout=5, read_timeout=30,
-                        retries={"max_attempts": 3, "mode": "standard"})
-        self._s3 = boto3.client("s3", config=config, **self.settings.boto3_kwargs())
-        self._sqs = boto3.client("sqs", config=config, **self.settings.boto3_kwargs())
+        # Request threads wait on these: one pooled connection each, short timeouts.
+        self._s3 = s3_client(self.settings, "request")
+        self._sqs = sqs_client(self.settings, "request")
         self._queue_url: str | None = None
         self._listener: ReplyListener | None = None
         self._listener_pid = 0
@@ -103,8 +77,8 @@ class RecognitionClient:
         Raises InvalidUpload (empty, too large) before anything is stored.
         """
         self._check_upload(data, filename)
-        request_id = uuid.uuid4().hex
-        key = f"{request_id}/{safe_filename(filename)}"
+        request_id = new_request_id()
+        key = image_key(request_id, filename)
         self._s3.put_object(Bucket=self.settings.input_bucket, Key=key, Body=data)
         self._send(RECOGNIZE, [self.settings.input_bucket, key, request_id,
                                stem_of(filename)], request_id)
@@ -118,13 +92,13 @@ class RecognitionClient:
         (bad photo, bad name) or ResultTimeout.
         """
         if not images:
-            raise InvalidUpload("no_images", "Send at least one photo to enrol.")
+            raise InvalidUpload("Send at least one photo to enrol.", "no_images")
         for data, filename in images:
             self._check_upload(data, filename)
-        request_id = uuid.uuid4().hex
+        request_id = new_request_id()
         keys = []
         for index, (data, filename) in enumerate(images):
-            key = f"{ENROL_PREFIX}{request_id}/{index:03d}-{safe_filename(filename)}"
+            key = enrol_key(request_id, index, filename)
             self._s3.put_object(Bucket=self.settings.input_bucket, Key=key, Body=data)
             keys.append(key)
         self._send(ENROLL, [name, self.settings.input_bucket, keys], request_id)
@@ -132,12 +106,12 @@ class RecognitionClient:
 
     def _check_upload(self, data: bytes, filename: str) -> None:
         if not data:
-            raise InvalidUpload("empty", f"The file {filename!r} is empty; send an image.")
+            raise InvalidUpload(f"The file {filename!r} is empty; send an image.", "empty")
         limit = self.settings.max_upload_bytes
         if len(data) > limit:
             raise InvalidUpload(
-                "too_large", f"The file {filename!r} has {len(data)} bytes; the limit is "
-                f"{limit} (FACEFLEET_MAX_UPLOAD_BYTES). Send a smaller image.")
+                f"The file {filename!r} has {len(data)} bytes; the limit is {limit} "
+                "(FACEFLEET_MAX_UPLOAD_BYTES). Send a smaller image.", "too_large")
 
     def _send(self, task: str, args: list[Any], request_id: str) -> None:
         headers = {}
@@ -163,7 +137,7 @@ class RecognitionClient:
 
     def wait(self, request_id: str, timeout: float) -> dict[str, Any]:
         """Block until ``request_id`` has a result (at most ``timeout`` seconds)."""
-        if not REQUEST_ID.fullmatch(request_id):
+        if not is_request_id(request_id):
             raise UnknownRequest(f"{request_id!r} is not a request id of this service.")
         if not self.completion_signal:
             return self._wait_celery(request_id, timeout)
@@ -191,7 +165,7 @@ class RecognitionClient:
                     raise ResultTimeout(
                         f"request {request_id} has no result after {timeout:g} s")
                 pause = min(remaining, self.serving.signal_fallback_poll)
-                if event is None or not listener.alive:
+                if event is None or listener is None or not listener.alive:
                     pause = min(remaining, self.serving.result_poll_interval)
                     time.sleep(pause)
                 elif event.wait(pause):
@@ -215,13 +189,13 @@ class RecognitionClient:
         return self._unwrap(request_id, stored)
 
     def _fetch(self, request_id: str) -> StoredResult | None:
-        if not REQUEST_ID.fullmatch(request_id):
+        if not is_request_id(request_id):
             raise UnknownRequest(f"{request_id!r} is not a request id of this service.")
         return fetch_result(self._s3, self.settings.output_bucket, request_id)
 
     def _exists(self, request_id: str) -> bool:
         """True when an image of ``request_id`` is in the input bucket."""
-        for prefix in (f"{request_id}/", f"{ENROL_PREFIX}{request_id}/"):
+        for prefix in request_prefixes(request_id):
             page = self._s3.list_objects_v2(Bucket=self.settings.input_bucket, Prefix=prefix,
                                             MaxKeys=1)
             if page.get("KeyCount", 0):
@@ -231,8 +205,7 @@ class RecognitionClient:
     @staticmethod
     def _unwrap(request_id: str, stored: StoredResult) -> dict[str, Any]:
         if stored.failed:
-            raise TaskFailed(str(stored.value), code=stored.error_code,
-                             kind=stored.error_type)
+            raise TaskFailed(str(stored.value), stored.error_code, kind=stored.error_type)
         value = stored.value
         if not isinstance(value, dict):
             raise TaskFailed(f"request {request_id} returned {value!r}, not a result")
@@ -242,13 +215,7 @@ class RecognitionClient:
 
     def queue_depth(self) -> QueueDepth:
         """Messages waiting and in flight on the request queue (SQS's approximations)."""
-        attrs = self._sqs.get_queue_attributes(
-            QueueUrl=self._request_queue_url(),
-            AttributeNames=["ApproximateNumberOfMessages",
-                            "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
-        return QueueDepth(visible=int(attrs.get("ApproximateNumberOfMessages", 0)),
-                          in_flight=int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)))
+        return read_queue_depth(self._sqs, self._request_queue_url())
 
     def _request_queue_url(self) -> str:
         if self._queue_url is None:
@@ -275,7 +242,7 @@ class RecognitionClient:
                     self._listener = ReplyListener(
                         self._sqs, self.serving.reply_queue_prefix,
                         self.serving.wait_time_seconds or 20, self.serving.reply_queue_ttl)
-                except BotoClientError as exc:
+                except ClientError as exc:
                     # Without a reply queue wait() polls S3: slower, still correct.
                     log.warning("no completion signal (reply queue not created): %s", exc)
                     self.completion_signal = False
@@ -289,7 +256,7 @@ class RecognitionClient:
         try:
             reap_stale_reply_queues(self._sqs, self.serving.reply_queue_prefix,
                                     self.serving.reply_queue_ttl)
-        except BotoClientError as exc:
+        except ClientError as exc:
             log.info("could not look for stale reply queues: %s", exc)
 
     def close(self) -> None:

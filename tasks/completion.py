@@ -29,16 +29,24 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+
+from config.autoscaler import ROLE_TAG
+
+if TYPE_CHECKING:
+    from types_boto3_sqs import SQSClient
+    from types_boto3_sqs.type_defs import (
+        DeleteMessageBatchRequestEntryTypeDef,
+        MessageTypeDef,
+    )
 
 log = logging.getLogger(__name__)
 
 #: Message header naming the reply queue URL (becomes ``task.request.facefleet_reply_to``).
 REPLY_HEADER = "facefleet_reply_to"
-ROLE_TAG = "facefleet:role"
 CREATED_TAG = "facefleet:created"
 HEARTBEAT_TAG = "facefleet:heartbeat"
 #: Signals nobody waited for (202 flows) are forgotten after this many seconds.
@@ -61,7 +69,7 @@ def signal_body(request_id: str, state: str, result: Any = None) -> str:
     return json.dumps(plain)
 
 
-def notify(sqs: Any, queue_url: str | None, request_id: str, state: str,
+def notify(sqs: SQSClient, queue_url: str | None, request_id: str, state: str,
            result: Any = None) -> bool:
     """Tell the reply queue at ``queue_url`` that ``request_id`` finished; never raises.
 
@@ -92,7 +100,7 @@ def is_stale(tags: dict[str, str], now: float, ttl: float) -> bool:
     return now - last > ttl
 
 
-def reap_stale_reply_queues(sqs: Any, prefix: str, ttl: float,
+def reap_stale_reply_queues(sqs: SQSClient, prefix: str, ttl: float,
                             now: float | None = None) -> list[str]:
     """Delete reply queues under ``prefix`` whose owner stopped heart-beating.
 
@@ -114,7 +122,7 @@ def reap_stale_reply_queues(sqs: Any, prefix: str, ttl: float,
     return deleted
 
 
-def _list_queue_urls(sqs: Any, prefix: str) -> Iterable[str]:
+def _list_queue_urls(sqs: SQSClient, prefix: str) -> Iterable[str]:
     kwargs: dict[str, Any] = {"QueueNamePrefix": prefix, "MaxResults": 1000}
     while True:
         page = sqs.list_queues(**kwargs)
@@ -138,7 +146,7 @@ class ReplyListener:
     deletes the queue.
     """
 
-    def __init__(self, sqs: Any, prefix: str, wait_time_seconds: int, ttl: float,
+    def __init__(self, sqs: SQSClient, prefix: str, wait_time_seconds: int, ttl: float,
                  clock: Callable[[], float] = time.time) -> None:
         self._sqs = sqs
         self._wait = max(1, min(20, wait_time_seconds))
@@ -220,7 +228,7 @@ class ReplyListener:
                 self._deliver(messages)
             self._heartbeat()
 
-    def _deliver(self, messages: list[dict[str, Any]]) -> None:
+    def _deliver(self, messages: Sequence[MessageTypeDef]) -> None:
         now = self._clock()
         with self._lock:
             for message in messages:
@@ -247,8 +255,8 @@ class ReplyListener:
                     self._unclaimed.pop(request_id, None)
                     self._results.pop(request_id, None)
                     self._events.pop(request_id, None)
-        entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                   for i, m in enumerate(messages)]
+        entries: list[DeleteMessageBatchRequestEntryTypeDef] = [
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
         try:
             self._sqs.delete_message_batch(QueueUrl=self.url, Entries=entries)
         except (BotoCoreError, ClientError) as exc:

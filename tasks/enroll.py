@@ -4,23 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from recognition.errors import GalleryError, ImageError, NoFaceError
-from tasks import app
-from tasks.base import FacefleetTask
 from tasks.errors import BadImage, InvalidEnrolment
-from tasks.storage import read_image
-from tasks.worker import state
+from tasks.objectstore import read_image
+from tasks.state import state
 
 
-@app.task(name="facefleet.enroll", base=FacefleetTask, bind=True)
-def enroll(self: FacefleetTask, name: str, bucket: str, keys: list[str]) -> dict[str, Any]:
+def enroll(name: str, bucket: str, keys: list[str]) -> dict[str, Any]:
     """Embed the most confident face of each photo and add them to ``name``.
 
     Returns ``{"name", "enrolled": n, "photos": total}``. Every photo is checked before
     the gallery is written, so a bad photo enrols nothing.
     """
-    import torch  # deferred: the web tier imports this module's name, never torch
-
     if not keys:
         raise InvalidEnrolment("Send at least one photo to enrol.", "no_photos")
     worker = state()
@@ -29,10 +26,8 @@ def enroll(self: FacefleetTask, name: str, bucket: str, keys: list[str]) -> dict
         data = read_image(worker.objects, bucket, key)
         try:
             embeddings.append(worker.recognizer.embed_enrolment(data))
-        except ImageError as exc:
+        except (ImageError, NoFaceError) as exc:
             raise BadImage(f"{key.rsplit('/', 1)[-1]}: {exc}", exc.code) from None
-        except NoFaceError as exc:
-            raise BadImage(f"{key.rsplit('/', 1)[-1]}: {exc}", "no_face") from None
     try:
         gallery = worker.recognizer.gallery_store.enroll(
             name, torch.cat(embeddings), sources=[f"s3://{bucket}/{key}" for key in keys])

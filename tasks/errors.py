@@ -1,28 +1,20 @@
-"""Failures a task reports in its result, and the client's exceptions.
+"""Failures a task stores as its result, and the task client's exceptions.
 
 A task failure is stored by Celery's JSON result backend as ``{"exc_type",
-"exc_message": [message, code], "exc_module"}``. Task exceptions therefore take
-``(message, code)`` as their only arguments, so the stored form is complete: the
-client reads the message (for a person) and the code (for a program) back from it.
+"exc_message": [message, code], "exc_module"}``: every error here takes ``(message,
+code)`` (:class:`config.errors.FacefleetError`), so the stored form is complete and
+the client reads the message (for a person) and the code (for a program) back from it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from config.errors import FacefleetError
 
 
-class TaskError(Exception):
-    """Root of the failures a task stores as its result; ``code`` is machine-readable."""
+class TaskError(FacefleetError):
+    """Root of the failures a task stores as its result."""
 
     default_code = "task_error"
-
-    def __init__(self, message: str, code: str | None = None) -> None:
-        super().__init__(message, code or self.default_code)
-        self.message = message
-        self.code = code or self.default_code
-
-    def __str__(self) -> str:
-        return self.message
 
 
 class BadImage(TaskError):
@@ -52,45 +44,50 @@ class PoisonMessage(TaskError):
     default_code = "dead_letter"
 
 
+class StorageError(TaskError):
+    """An S3 read or write of the request path failed (stored as the task's failure)."""
+
+    default_code = "storage_error"
+
+
+class MissingObject(StorageError):
+    """The object, or its bucket, does not exist."""
+
+    default_code = "missing_object"
+
+
 # ---- raised by tasks.client ------------------------------------------------------
 
 
-class ClientError(Exception):
+class RequestError(FacefleetError):
     """Root of the errors :class:`tasks.client.RecognitionClient` raises."""
 
-
-class InvalidUpload(ClientError, ValueError):
-    """The upload was refused before it was queued (empty, too large, bad name)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+    default_code = "request_error"
 
 
-class ResultTimeout(ClientError, TimeoutError):
+class InvalidUpload(RequestError, ValueError):
+    """The upload was refused before it was queued (empty, too large)."""
+
+    default_code = "invalid_upload"
+
+
+class ResultTimeout(RequestError, TimeoutError):
     """No result within the time asked; the request is still queued or running."""
 
+    default_code = "timeout"
 
-class UnknownRequest(ClientError, KeyError):
+
+class UnknownRequest(RequestError, KeyError):
     """No request with this id was ever submitted (or its image was removed)."""
 
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else "unknown request"
+    default_code = "unknown_request"
 
 
-class TaskFailed(ClientError):
-    """The task ran and failed; ``message`` is for a person, ``code`` for a program."""
+class TaskFailed(RequestError):
+    """The task ran and failed; ``kind`` is the stored exception's class name."""
 
-    def __init__(self, message: str, code: str = "task_error", kind: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
+    default_code = "task_error"
+
+    def __init__(self, message: str, code: str | None = None, kind: str = "") -> None:
+        super().__init__(message, code)
         self.kind = kind
-
-
-@dataclass(frozen=True)
-class QueueDepth:
-    """Messages waiting (``visible``) and being worked on (``in_flight``)."""
-
-    visible: int
-    in_flight: int

@@ -1,37 +1,35 @@
-"""The Celery app factory; ``tasks.app`` (built from the environment, in
-``tasks/__init__.py``) is what
-``celery -A tasks worker`` runs."""
+"""The Celery app factory: every Celery app of the project is built here, from the
+settings (:mod:`config.celeryconfig`).
+
+Clients (the web tier, the controller, the monitors) build a plain app and send tasks
+by name; the worker's app adds the tasks themselves (:func:`tasks.worker.worker_app`).
+Building an app reads settings and, on AWS, looks up the request queue's URL: it
+happens when a process asks for an app, never at import.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from celery import Celery
 
-from config.celeryconfig import celery_config
+from config.celeryconfig import TASK_PREFIX, celery_config
+from config.monitoring import MonitoringSettings
 from config.serving import ServingSettings
 from config.settings import Settings
 
-#: Modules that define the worker's tasks (and its per-process model preload).
-TASK_MODULES = ("tasks.recognize", "tasks.enroll")
+RECOGNIZE = f"{TASK_PREFIX}recognize"
+ENROLL = f"{TASK_PREFIX}enroll"
 
 
-def make_app(
-    settings: Settings | None = None,
-    serving: ServingSettings | None = None,
-    *,
-    include: Sequence[str] = (),
-    request_queue_url: str | None = None,
-) -> Celery:
-    """A Celery app configured from ``config.celeryconfig`` for these settings.
-
-    Clients pass no ``include``: they send tasks by name and never import the model.
-    """
+def make_app(settings: Settings | None = None, serving: ServingSettings | None = None,
+             monitoring: MonitoringSettings | None = None, *,
+             request_queue_url: str | None = None) -> Celery:
+    """A Celery app configured for these settings (the environment's when omitted)."""
     settings = settings or Settings.from_env()
     serving = serving or ServingSettings.from_env()
-    app = Celery("facefleet", include=list(include), set_as_current=False)
-    app.conf.update(celery_config(settings, serving, request_queue_url))
+    monitoring = monitoring or MonitoringSettings.from_env()
+    app = Celery("facefleet", set_as_current=False)
+    app.conf.update(celery_config(settings, serving, monitoring, request_queue_url))
     # Kept on the app so tasks and request handlers read the same settings.
-    app.facefleet_settings = settings  # type: ignore[attr-defined]
-    app.facefleet_serving = serving  # type: ignore[attr-defined]
+    app.facefleet_settings = settings
+    app.facefleet_serving = serving
     return app

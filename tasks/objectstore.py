@@ -1,19 +1,17 @@
-"""S3 reads and writes on the request path, through MinIO's Python SDK.
+"""The request path's S3 reads and writes (images, label objects, Celery results),
+through MinIO's Python SDK.
 
-Why not boto3 here: each request costs the worker three S3 calls (GET the image, PUT
-the label object, PUT the Celery result), and at saturation the worker's core is the
-bottleneck, so their CPU is throughput. Measured on this machine kind against the
-embedded endpoint, one call costs 1.3-1.9 ms of CPU through boto3 (botocore's event
-hooks, endpoint rules, serialisers and parsers) and 0.6-0.7 ms through ``minio``,
-a maintained S3 client that signs with SigV4 straight onto urllib3. With the worker's
-three calls on ``minio`` the worker spends about 2 ms less CPU per request, measured in
-the running stack (recognition CPU taken inside the task, same rounds): its overhead
-over the recognition itself fell from 15 % to 12 %.
+Why not boto3 here: each request costs a worker three S3 calls (GET the image, PUT the
+label object, PUT the Celery result), and at saturation the worker's core is the
+bottleneck, so their CPU is throughput. ``minio``, a maintained S3 client that signs
+with SigV4 straight onto urllib3, spends about half the CPU per call that boto3 does
+(botocore's event hooks, endpoint rules, serialisers and parsers run on every call);
+the figures are in docs/benchmarks.md.
 
 Everything else -- provisioning, the web tier's uploads, the gallery, the autoscaler --
-stays on boto3. Both clients sign with the same identity: the embedded endpoint's
-fixed keys, or botocore's own credential chain (environment, profile, instance role)
-handed to ``minio`` through :class:`BotocoreCredentials`.
+stays on boto3 (:mod:`config.aws`). Both clients sign with the same identity: the
+embedded endpoint's fixed keys, or botocore's own credential chain (environment,
+profile, instance role) handed to ``minio`` through :class:`BotocoreCredentials`.
 """
 
 from __future__ import annotations
@@ -24,35 +22,24 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
+import botocore.session
 import certifi
 import urllib3
 from minio import Minio
-from minio.credentials import Credentials, Provider, StaticProvider
+from minio.credentials.credentials import Credentials
+from minio.credentials.providers import Provider, StaticProvider
 from minio.error import MinioException, S3Error
 
+from config.aws import MISSING_OBJECT, NO_SUCH_BUCKET, endpoint_kwargs
 from config.settings import Settings
-from tasks.errors import TaskError
+from tasks.errors import MissingImage, MissingObject, StorageError
 
-#: S3 error codes meaning "the object (or its bucket) is not there".
-MISSING_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "NotFound"})
 #: The same bounds as the workers' boto3 clients: 3 tries, a bounded connection pool.
 MAX_ATTEMPTS = 3
 MAX_POOL_CONNECTIONS = 16
 #: A loopback or in-region call takes milliseconds; these bound a stuck endpoint.
 CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 60.0
-
-
-class ObjectStoreError(TaskError):
-    """An S3 read or write failed (stored by a task as its failure, like any TaskError)."""
-
-    default_code = "storage_error"
-
-
-class MissingObject(ObjectStoreError):
-    """The object, or its bucket, does not exist."""
-
-    default_code = "missing_object"
 
 
 def endpoint_host(endpoint_url: str | None, region: str) -> tuple[str, bool]:
@@ -67,7 +54,7 @@ def endpoint_host(endpoint_url: str | None, region: str) -> tuple[str, bool]:
     return parts.netloc, parts.scheme == "https"
 
 
-class BotocoreCredentials(Provider):  # type: ignore[misc]
+class BotocoreCredentials(Provider):
     """minio credentials from botocore's chain, refreshed by botocore (instance roles)."""
 
     def __init__(self, botocore_credentials: Any) -> None:
@@ -110,13 +97,11 @@ class ObjectStore:
         if access_key and secret_key:
             provider = StaticProvider(access_key, secret_key)
         else:
-            import botocore.session
-
             found = botocore.session.get_session().get_credentials()
             if found is None:
-                raise ObjectStoreError("No AWS credentials found for S3 (environment, "
-                                       "profile or instance role); configure one.",
-                                       "no_credentials")
+                raise StorageError("No AWS credentials found for S3 (environment, "
+                                   "profile or instance role); configure one.",
+                                   "no_credentials")
             provider = BotocoreCredentials(found)
         http = _http_pool()
         return cls(Minio(host, secure=secure, region=region, credentials=provider,
@@ -136,7 +121,7 @@ class ObjectStore:
     def from_settings(cls, settings: Settings) -> ObjectStore:
         """This process's store for :class:`config.settings.Settings` (endpoint, region,
         keys)."""
-        kwargs = settings.boto3_kwargs()
+        kwargs = endpoint_kwargs(settings)
         return cls.shared(settings.aws_endpoint, settings.region,
                           kwargs.get("aws_access_key_id"), kwargs.get("aws_secret_access_key"))
 
@@ -171,14 +156,31 @@ def _shared_store(pid: int, endpoint_url: str | None, region: str, access_key: s
     return ObjectStore.connect(endpoint_url, region, access_key, secret_key)
 
 
-def _translate(exc: BaseException, verb: str, bucket: str, key: str) -> ObjectStoreError:
+def _translate(exc: BaseException, verb: str, bucket: str, key: str) -> StorageError:
     where = f"s3://{bucket}/{key}"
     if isinstance(exc, S3Error):
-        if exc.code in MISSING_CODES:
+        if exc.code in MISSING_OBJECT or exc.code == NO_SUCH_BUCKET:
             return MissingObject(f"Could not {verb} {where}: it does not exist ({exc.code}).")
-        return ObjectStoreError(f"S3 refused to {verb} {where}: {exc.code}: {exc.message}",
-                                "storage_refused")
+        return StorageError(f"S3 refused to {verb} {where}: {exc.code}: {exc.message}",
+                            "storage_refused")
     if isinstance(exc, ValueError):
-        return ObjectStoreError(f"Cannot {verb} {where}: {exc}", "storage_refused")
-    return ObjectStoreError(f"Could not {verb} {where}: S3 is unreachable ({exc}). Check "
+        return StorageError(f"Cannot {verb} {where}: {exc}", "storage_refused")
+    return StorageError(f"Could not {verb} {where}: S3 is unreachable ({exc}). Check "
                             "the endpoint and retry.", "storage_unreachable")
+
+
+# ---- the tasks' objects ----------------------------------------------------------------
+
+
+def read_image(store: ObjectStore, bucket: str, key: str) -> bytes:
+    """The bytes of ``s3://bucket/key``; MissingImage when it is not there."""
+    try:
+        return store.get(bucket, key)
+    except MissingObject as exc:
+        raise MissingImage(f"The image s3://{bucket}/{key} does not exist; upload it "
+                           "again.") from exc
+
+
+def write_label(store: ObjectStore, bucket: str, stem: str, label: str) -> None:
+    """The original system's output: object ``<stem>`` whose body is the label."""
+    store.put(bucket, stem, label.encode("utf-8"), "text/plain; charset=utf-8")

@@ -7,18 +7,14 @@ import time
 from typing import Any
 
 from recognition.errors import ImageError
-from tasks import app
-from tasks.base import FacefleetTask
 from tasks.errors import BadImage
-from tasks.storage import read_image, write_label
-from tasks.worker import state
+from tasks.objectstore import read_image, write_label
+from tasks.state import state
 
 log = logging.getLogger(__name__)
 
 
-@app.task(name="facefleet.recognize", base=FacefleetTask, bind=True)
-def recognize(self: FacefleetTask, bucket: str, key: str, request_id: str,
-              stem: str) -> dict[str, Any]:
+def recognize(bucket: str, key: str, request_id: str, stem: str) -> dict[str, Any]:
     """Recognise ``s3://bucket/key``; write the label object; return the JSON result.
 
     Returns ``Recognition.to_dict()`` plus ``request_id``, ``stem``, ``image`` and

@@ -1,28 +1,114 @@
-"""Reading Celery's S3-backed results directly: one GET per look, parsed here.
+"""A task's result object in S3: Celery writes it, the task client reads it.
 
-Celery's ``S3Backend.get`` makes two requests per poll (HEAD then GET); a result that
-may not exist yet is cheaper as a single GET that may answer NoSuchKey. The object is
-Celery's JSON task meta: ``{"status", "result", "traceback", "task_id", ...}``.
+One JSON object per task, ``s3://<output bucket>/results/celery-task-meta-<id>``:
+Celery's task meta ``{"status", "result", "traceback", "task_id", ...}``. It is the
+durable source of truth of every answer (the completion signal only says when to look).
+
+Writer, :class:`S3ResultBackend` (Celery's ``result_backend``, see
+:mod:`config.celeryconfig`): Celery's S3 backend with one S3 request per read or
+write. Celery's key-value backends read a task's stored state before every write and
+skip the write when a SUCCESS is already there (a duplicate run of a lost task must
+not overwrite a success with a failure). On S3 that read is a HEAD request on the path
+of every answer, and before a SUCCESS write it protects nothing: overwriting a success
+with a success of the same request changes no outcome. This backend skips it for
+SUCCESS writes only; every other state is written exactly as Celery does, so a stored
+success is still never replaced by a failure. Celery's ``get`` is a HEAD and then a
+GET; here it is one GET (a missing key reads as "nothing stored", as Celery's 404
+does). Both go through :class:`tasks.objectstore.ObjectStore`; ``delete`` stays
+Celery's own.
+
+Reader, :func:`fetch_result`: one GET that may answer NoSuchKey (cheaper than Celery's
+HEAD + GET for a result that may not exist yet), parsed by :func:`parse_meta`.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
+from celery import states
+from celery.backends.base import KeyValueStoreBackend
+from celery.backends.s3 import S3Backend
+from celery.exceptions import BackendStoreError
 
+from config.aws import is_missing
 from config.celeryconfig import RESULT_PREFIX
+from tasks.errors import MissingObject
+from tasks.objectstore import ObjectStore
 
-#: Celery's key for a task's meta (KeyValueStoreBackend.task_keyprefix).
-TASK_META_PREFIX = "celery-task-meta-"
-READY_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
+
+#: Task states after which a result no longer changes.
+READY_STATES = frozenset(states.READY_STATES)
+FAILED_STATES = frozenset({states.FAILURE, states.REVOKED})
+
+
+def result_key(request_id: str) -> str:
+    """Key of ``request_id``'s result inside the output bucket (Celery's own key)."""
+    return f"{RESULT_PREFIX}{KeyValueStoreBackend.task_keyprefix}{request_id}"
+
+
+# ---- writing: Celery's result backend ------------------------------------------------
+
+
+def text(value: str | bytes) -> str:
+    """A key or id as text (Celery hands some of them over as bytes)."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class S3ResultBackend(S3Backend):  # type: ignore[misc]
+    """S3Backend whose SUCCESS writes are one PUT (no HEAD of the current state)."""
+
+    def _object_key(self, key: str | bytes) -> str:
+        name = text(key)
+        return f"{self.base_path}{name}" if self.base_path else name
+
+    @property
+    def store(self) -> ObjectStore:
+        """This process's object store for the backend's endpoint, region and keys
+        (in a worker, the one its tasks use too)."""
+        return ObjectStore.shared(self.endpoint_url, self.aws_region or "us-east-1",
+                                  self.aws_access_key_id, self.aws_secret_access_key)
+
+    def get(self, key: Any) -> Any:
+        """The stored value of ``key``, or None when nothing is stored."""
+        try:
+            data = self.store.get(self.bucket_name, self._object_key(key))
+        except MissingObject:
+            return None
+        return data if self.content_encoding == "binary" else data.decode("utf-8")
+
+    def set(self, key: Any, value: Any) -> None:
+        """Store ``value`` under ``key`` (one PUT)."""
+        body = value if isinstance(value, bytes) else str(value).encode("utf-8")
+        self.store.put(self.bucket_name, self._object_key(key), body,
+                       "application/json" if self.serializer == "json" else
+                       "application/octet-stream")
+
+    def _store_result(self, task_id: str, result: Any, state: str, traceback: Any = None,
+                      request: Any = None, **kwargs: Any) -> Any:
+        if state != states.SUCCESS:
+            return super()._store_result(task_id, result, state, traceback=traceback,
+                                         request=request, **kwargs)
+        meta = self._get_result_meta(result=result, state=state, traceback=traceback,
+                                     request=request)
+        meta["task_id"] = text(task_id)
+        try:
+            self._set_with_state(self.get_key_for_task(task_id), self.encode(meta), state)
+        except BackendStoreError as exc:
+            raise BackendStoreError(str(exc), state=state, task_id=task_id) from exc
+        return result
+
+
+# ---- reading: the task client ---------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class StoredResult:
-    """A task's stored state; ``value`` is the return value or the failure."""
+    """A task's stored state; ``value`` is the return value or the failure's message."""
 
     status: str
     value: Any
@@ -37,20 +123,18 @@ class StoredResult:
     @property
     def failed(self) -> bool:
         """True when the task ended in failure (or was revoked)."""
-        return self.status in {"FAILURE", "REVOKED"}
-
-
-def result_key(request_id: str) -> str:
-    """Key of ``request_id``'s Celery result inside the output bucket."""
-    return f"{RESULT_PREFIX}{TASK_META_PREFIX}{request_id}"
+        return self.status in FAILED_STATES
 
 
 def parse_meta(body: bytes | str) -> StoredResult:
-    """Parse Celery's JSON task meta, turning a stored exception into message + code."""
+    """Parse Celery's JSON task meta, turning a stored exception into message + code.
+
+    A stored facefleet error's ``exc_message`` is its ``(message, code)`` args.
+    """
     meta = json.loads(body)
-    status = str(meta.get("status", "PENDING"))
+    status = str(meta.get("status", states.PENDING))
     value = meta.get("result")
-    if status in {"FAILURE", "REVOKED"} and isinstance(value, dict) and "exc_type" in value:
+    if status in FAILED_STATES and isinstance(value, dict) and "exc_type" in value:
         args = value.get("exc_message")
         if isinstance(args, list | tuple):
             message = str(args[0]) if args else value["exc_type"]
@@ -62,12 +146,12 @@ def parse_meta(body: bytes | str) -> StoredResult:
     return StoredResult(status, value)
 
 
-def fetch_result(s3: Any, bucket: str, request_id: str) -> StoredResult | None:
+def fetch_result(s3: S3Client, bucket: str, request_id: str) -> StoredResult | None:
     """The stored result of ``request_id``, or None while there is none."""
     try:
         body = s3.get_object(Bucket=bucket, Key=result_key(request_id))["Body"].read()
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+        if is_missing(exc):
             return None
         raise
     return parse_meta(body)

@@ -1,109 +1,43 @@
-"""Per-process worker state: the recognizer and AWS clients, loaded once per process.
+"""The worker's Celery app: the facefleet tasks registered on it, and the recognizer
+preloaded in every process that runs them.
 
-The recognizer (weights, MTCNN, gallery) is built before the first task:
-in each pool child on ``worker_process_init`` (prefork), or in the worker process on
-``worker_init`` (solo and threads pools). The parent of a prefork pool never loads it,
-so every child starts from a clean torch state after the fork.
+``celery -A tasks worker`` finds it as ``tasks.app`` (built on first access, see
+:mod:`tasks`); the embedded runner forks workers from it. Only worker processes build
+it: everyone else (the web tier, the controller, the monitors) sends tasks by name
+through a plain :func:`tasks.factory.make_app` and never imports torch.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import threading
-import time
-from dataclasses import dataclass
+import functools
 from typing import Any
 
-import boto3
-from botocore.config import Config
-from celery import signals
+from celery import Celery, signals
 
-from config.serving import ServingSettings
-from config.settings import Settings
-from tasks.objectstore import ObjectStore
-
-log = logging.getLogger(__name__)
+from tasks.enroll import enroll
+from tasks.factory import ENROLL, RECOGNIZE, make_app
+from tasks.lifecycle import FacefleetTask
+from tasks.recognize import recognize
+from tasks.state import loaded, log_loaded, preload
 
 
-@dataclass
-class WorkerState:
-    """What every task in this process shares."""
-
-    settings: Settings
-    serving: ServingSettings
-    s3: Any
-    sqs: Any
-    #: The request path's S3 reads and writes (see tasks.objectstore for why not ``s3``).
-    objects: ObjectStore
-    recognizer: Any
-    load_seconds: float
-    #: Recognitions allowed at once in this process (see compute_slots).
-    compute: threading.BoundedSemaphore
+@functools.cache
+def worker_app() -> Celery:
+    """The worker's app, configured from the environment (one per process)."""
+    app = make_app()
+    app.task(name=RECOGNIZE, base=FacefleetTask)(recognize)
+    app.task(name=ENROLL, base=FacefleetTask)(enroll)
+    # Preload before the first task: in the worker itself for solo/threads pools, in
+    # each pool child for prefork (whose parent never loads the model).
+    signals.worker_init.connect(_preload_in_worker, weak=False)
+    signals.worker_ready.connect(_report_preload, weak=False)
+    signals.worker_process_init.connect(_preload_in_child, weak=False)
+    return app
 
 
-def compute_slots(cpus: int, torch_threads: int) -> int:
-    """How many recognitions may run at once in one process: one per ``torch_threads``
-    of the CPUs it may use, at least one.
-
-    With the threads pool, more tasks than that recognising at once only interleave on
-    the same cores and evict each other's caches (measured: +3.5 ms of CPU per image
-    with two tasks on one core); fewer, and the pool's other threads still overlap
-    their S3 and SQS round trips with the recognition in progress.
-    """
-    return max(1, cpus // max(1, torch_threads))
-
-
-_state: WorkerState | None = None
-_lock = threading.Lock()
-
-
-def aws_clients(settings: Settings) -> tuple[Any, Any]:
-    """S3 and SQS clients for this process (boto3 clients must not cross a fork)."""
-    # Checksums only where S3 requires them (botocore's default adds a CRC32 to every
-    # PUT and checks one on every GET), and no client-side validation of parameters
-    # the task built itself: about 5 % of the client CPU of each call, measured here.
-    config = Config(retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=16,
-                    parameter_validation=False, request_checksum_calculation="when_required",
-                    response_checksum_validation="when_required")
-    s3 = boto3.client("s3", config=config, **settings.boto3_kwargs())
-    sqs = boto3.client("sqs", config=config, **settings.boto3_kwargs())
-    return s3, sqs
-
-
-def preload(settings: Settings | None = None,
-            serving: ServingSettings | None = None) -> WorkerState:
-    """Build this process's state once (idempotent, thread-safe) and return it."""
-    global _state
-    if _state is not None:
-        return _state
-    with _lock:
-        if _state is None:
-            settings = settings or Settings.from_env()
-            serving = serving or ServingSettings.from_env()
-            from recognition.pipeline import Recognizer  # deferred: imports torch
-
-            started = time.perf_counter()
-            s3, sqs = aws_clients(settings)
-            objects = ObjectStore.from_settings(settings)
-            recognizer = Recognizer.from_settings(settings, s3_client=s3)
-            elapsed = time.perf_counter() - started
-            slots = compute_slots(len(os.sched_getaffinity(0)), settings.torch_threads)
-            _state = WorkerState(settings, serving, s3, sqs, objects, recognizer, elapsed,
-                                 threading.BoundedSemaphore(slots))
-            _log_loaded(_state)
-    return _state
-
-
-def _log_loaded(state: WorkerState) -> None:
-    # deploy.stack waits for this line in a worker's log before it reports "up".
-    log.info("recognizer loaded in %.2f s (weights %s)", state.load_seconds,
-             state.settings.weights)
-
-
-def state() -> WorkerState:
-    """This process's state, loading it now if no signal did (first task)."""
-    return _state if _state is not None else preload()
+def preload_for(app: Celery) -> None:
+    """Load this process's recognizer with ``app``'s settings."""
+    preload(app.facefleet_settings, app.facefleet_serving)
 
 
 def _pool_is_prefork(pool_cls: Any) -> bool:
@@ -111,40 +45,19 @@ def _pool_is_prefork(pool_cls: Any) -> bool:
     return "prefork" in str(name) or str(name) == "processes"
 
 
-@signals.worker_init.connect
 def _preload_in_worker(sender: Any = None, **_: Any) -> None:
     # solo/threads pools run tasks in this process: load before consuming starts.
     if sender is not None and not _pool_is_prefork(getattr(sender, "pool_cls", "prefork")):
-        _preload_from_app(sender.app)
+        preload_for(sender.app)
 
 
-@signals.worker_ready.connect
 def _report_preload(**_: Any) -> None:
     # worker_init fires before Celery sets up logging, so a solo/threads worker's load
     # line would be lost; the stack waits for it, so say it again once logging is up.
-    if _state is not None:
-        _log_loaded(_state)
+    state = loaded()
+    if state is not None:
+        log_loaded(state)
 
 
-@signals.worker_process_init.connect
 def _preload_in_child(**_: Any) -> None:
-    from tasks import app  # the app ``celery -A tasks worker`` runs
-
-    _preload_from_app(app)
-
-
-def _preload_from_app(app: Any) -> None:
-    preload(getattr(app, "facefleet_settings", None), getattr(app, "facefleet_serving", None))
-
-
-# ---- the worker's main process (prefork parent): SQS calls for lost tasks ----------
-
-_main_sqs: Any = None
-
-
-def main_process_sqs(settings: Settings) -> Any:
-    """An SQS client for the main process (requeue and signals of lost tasks)."""
-    global _main_sqs
-    if _main_sqs is None:
-        _main_sqs = aws_clients(settings)[1]
-    return _main_sqs
+    preload_for(worker_app())

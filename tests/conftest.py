@@ -13,6 +13,9 @@ import pytest
 from config.settings import Settings
 from deploy.embedded_aws import free_port, start_moto, stop_process
 
+# The web tier's stack fixtures (one real stack per session), for every test package.
+pytest_plugins = ["tests.webapp.fixtures"]
+
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CSE546 = SHARED_DATA / "cse546"
 

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import boto3
-
+from config import aws
 from config.settings import Settings
 
 
 def test_moto_server_answers_s3_and_sqs(settings: Settings) -> None:
-    s3 = boto3.client("s3", **settings.boto3_kwargs())
+    s3 = aws.client(settings, "s3")
     s3.create_bucket(Bucket=settings.input_bucket)
     s3.put_object(Bucket=settings.input_bucket, Key="k", Body=b"v")
     assert s3.get_object(Bucket=settings.input_bucket, Key="k")["Body"].read() == b"v"
-    sqs = boto3.client("sqs", **settings.boto3_kwargs())
+    sqs = aws.client(settings, "sqs")
     url = sqs.create_queue(QueueName=settings.queue)["QueueUrl"]
     sqs.send_message(QueueUrl=url, MessageBody="hello")
     got = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1)["Messages"]

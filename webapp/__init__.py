@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 
 from webapp import api, compat, dashboard, errors, fleet, identities, ops, services
 from webapp.metrics import WebMetrics
@@ -25,9 +26,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the Flask app.
 
     ``config`` may hold Flask keys plus ``FACEFLEET_SETTINGS`` (a ``Settings``),
-    ``FACEFLEET_WEB`` (a ``WebSettings``), and ``FACEFLEET_CLIENT_FACTORY`` /
-    ``FACEFLEET_STORE_FACTORY`` (callables taking the Settings); anything missing comes
-    from the environment. Nothing connects to AWS until the first request needs it.
+    ``FACEFLEET_WEB`` (a ``WebSettings``), ``FACEFLEET_DASHBOARD`` (a
+    ``DashboardSettings``) and ``FACEFLEET_MONITORING`` (a ``MonitoringSettings``);
+    anything missing comes from the environment. Nothing connects to AWS until the
+    first request needs it.
     """
     config = dict(config or {})
     app = Flask(__name__)
@@ -38,7 +40,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=svc.settings.max_upload_bytes + FORM_OVERHEAD,
     )
     app.config.update({k: v for k, v in config.items() if not k.startswith("FACEFLEET_")})
-    app.json.sort_keys = False  # keep label/faces/timings in the order workers write them
+    # Keep label/faces/timings in the order workers write them.
+    assert isinstance(app.json, DefaultJSONProvider)
+    app.json.sort_keys = False
 
     metrics = WebMetrics(lambda: svc.client.queue_depth())
     metrics.init_app(app)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
+from tasks.keys import is_request_id
 from webapp.errors import ApiError
 from webapp.recognize import recognize_and_wait, submit
 from webapp.services import get_services
@@ -14,8 +14,6 @@ from webapp.uploads import validate_image
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-# Request ids are UUIDs from the task client; anything else cannot exist.
-REQUEST_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 
 
@@ -23,9 +21,9 @@ def _image_upload() -> Any:
     services = get_services()
     upload_file = request.files.get("image")
     if upload_file is None:
-        raise ApiError(400, "missing_field", "Send the image as multipart/form-data in the "
+        raise ApiError("Send the image as multipart/form-data in the "
                        "field 'image', e.g. curl -F image=@face.jpg http://HOST/api/v1/"
-                       "recognitions")
+                       "recognitions", "missing_field", status=400)
     return validate_image(upload_file.read(), upload_file.filename, field="image",
                           max_bytes=services.settings.max_upload_bytes,
                           max_pixels=services.settings.max_pixels)
@@ -55,9 +53,10 @@ def create_recognition() -> tuple[Response, int] | Response:
 @bp.get("/recognitions/<request_id>")
 def get_recognition(request_id: str) -> tuple[Response, int] | Response:
     """The stored result of ``request_id``: 200 when done, 202 while pending, 404 unknown."""
-    if not REQUEST_ID.fullmatch(request_id):
-        raise ApiError(404, "unknown_request", f"No recognition request {request_id[:80]!r}; "
-                       "ids are the request_id values returned by POST /api/v1/recognitions.")
+    if not is_request_id(request_id):
+        raise ApiError(f"No recognition request {request_id[:80]!r}; "
+                       "ids are the request_id values returned by POST /api/v1/recognitions.",
+                       "unknown_request", status=404)
     result = get_services().client.get(request_id)
     if result is None:
         response = jsonify(request_id=request_id, status="pending")

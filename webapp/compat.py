@@ -30,8 +30,9 @@ def classify() -> Response:
     """
     upload_file = request.files.get("inputFile")
     if upload_file is None:
-        raise ApiError(400, "missing_field", "Send the image as multipart/form-data in the "
-                       "field 'inputFile', e.g. curl -F inputFile=@face.jpg http://HOST/")
+        raise ApiError("Send the image as multipart/form-data in the "
+                       "field 'inputFile', e.g. curl -F inputFile=@face.jpg http://HOST/",
+                       "missing_field", status=400)
     services = get_services()
     upload = validate_image(upload_file.read(), upload_file.filename, field="inputFile",
                             max_bytes=services.settings.max_upload_bytes,

@@ -1,8 +1,9 @@
 """Error responses: JSON on the API, plain text on the compat route, never a traceback.
 
 Views raise :class:`ApiError`; errors from the AWS side (unreachable endpoint, missing
-bucket or queue, kombu connection errors) and from the task client (timeout, failed
-task, unknown id) are translated here into one status and one actionable message.
+bucket or queue, kombu connection errors), from the task client (timeout, failed task,
+unknown id) and from the gallery are translated here, by type, into one status and one
+actionable message.
 """
 
 from __future__ import annotations
@@ -15,92 +16,100 @@ from flask import Flask, Response, current_app, jsonify, request
 from kombu.exceptions import OperationalError
 from werkzeug.exceptions import HTTPException
 
+from config.aws import MISSING_QUEUE, NO_SUCH_BUCKET, error_code
+from config.errors import FacefleetError
+from recognition.errors import GalleryError, ImageError, NoFaceError
+from tasks.errors import (
+    BadImage,
+    InvalidEnrolment,
+    InvalidUpload,
+    ResultTimeout,
+    TaskFailed,
+    UnknownRequest,
+)
+
 log = logging.getLogger(__name__)
 
 # Blueprints whose clients speak the reference protocol (text/plain bodies).
 PLAIN_TEXT_BLUEPRINTS = frozenset({"compat"})
-# S3/SQS error codes meaning "the stack is not provisioned", not "the request is bad".
-MISSING_RESOURCE_CODES = frozenset({
-    "NoSuchBucket", "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist",
-    "NonExistentQueue",
-})
+# AWS error codes meaning "the stack is not provisioned", not "the request is bad".
+MISSING_RESOURCE_CODES = MISSING_QUEUE | {NO_SUCH_BUCKET}
 
 
-class ApiError(Exception):
-    """An HTTP error with a machine-readable ``code`` and a message a person can act on."""
+class ApiError(FacefleetError):
+    """An HTTP error: a message a person can act on, a machine-readable ``code``, the
+    HTTP ``status``, extra response ``headers`` and extra JSON fields."""
 
-    def __init__(self, status: int, code: str, message: str,
+    default_code = "error"
+
+    def __init__(self, message: str, code: str | None = None, *, status: int,
                  headers: dict[str, str] | None = None, **extra: Any) -> None:
-        super().__init__(message)
+        super().__init__(message, code)
         self.status = status
-        self.code = code
-        self.message = message
         self.headers = headers or {}
         self.extra = extra
 
 
 def unavailable(message: str, retry_after: int = 5) -> ApiError:
     """A 503 with Retry-After: the request was fine, the service cannot take it now."""
-    return ApiError(503, "unavailable", message, headers={"Retry-After": str(retry_after)})
+    return ApiError(message, "unavailable", status=503,
+                    headers={"Retry-After": str(retry_after)})
 
 
 def translate_backend_error(exc: BaseException) -> ApiError | None:
-    """Map an exception from boto3, kombu or the task client to an ApiError, or None.
-
-    The task client's exceptions are matched by class name so this module does not
-    import ``tasks`` (and Celery) at import time.
-    """
+    """Map an exception from boto3, kombu, the task client or the gallery to an ApiError;
+    None when it is none of those (a bug: the caller re-raises it)."""
     endpoint = _endpoint()
-    name = type(exc).__name__
-    if name == "ResultTimeout":
-        return ApiError(504, "timeout", f"No result within the time limit: {exc}. The request "
-                        "is still queued; fetch it later from its Location, or retry when the "
-                        "fleet has scaled out.")
-    if name == "UnknownRequest":
-        return ApiError(404, "unknown_request", f"{exc}")
-    if name == "TaskFailed":
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, ResultTimeout):
+        return ApiError(f"No result within the time limit: {exc}. The request is still "
+                        "queued; fetch it later from its Location, or retry when the fleet "
+                        "has scaled out.", "timeout", status=504)
+    if isinstance(exc, UnknownRequest):
+        return ApiError(str(exc), "unknown_request", status=404)
+    if isinstance(exc, TaskFailed):
         return task_failed(exc)
-    if name == "InvalidUpload":
-        return invalid_upload(exc)
+    if isinstance(exc, InvalidUpload):
+        status = 413 if exc.code in {"too_large", "too_many_pixels"} else 400
+        return ApiError(str(exc), exc.code, status=status)
     if isinstance(exc, ClientError):
-        code = str(exc.response.get("Error", {}).get("Code", ""))
+        code = error_code(exc)
         if code in MISSING_RESOURCE_CODES:
             return unavailable(f"The AWS resources are missing at {endpoint} ({code}): "
                                "provision them with `make up` or `python -m deploy.stack up`.")
         return unavailable(f"The AWS endpoint {endpoint} refused the request ({code}); "
                            "check the service credentials and retry.")
     if isinstance(exc, BotoCoreError | OperationalError | ConnectionError | TimeoutError):
-        return unavailable(f"The AWS endpoint {endpoint} is unreachable ({name}); start the "
-                           "stack with `make up` (embedded) or check the network, then retry.")
+        return unavailable(f"The AWS endpoint {endpoint} is unreachable "
+                           f"({type(exc).__name__}); start the stack with `make up` "
+                           "(embedded) or check the network, then retry.")
+    if isinstance(exc, GalleryError):
+        return ApiError(str(exc), "gallery_error", status=409)
     return None
 
 
-# Failure codes that mean "this upload cannot be used" (the client should change it).
-IMAGE_FAULT_KINDS = frozenset({"BadImage", "InvalidEnrolment", "ImageError", "NoFaceError"})
+# Failures that mean "this upload cannot be used" (the client should change it): the
+# stored exception's class name, and the codes those classes store.
+IMAGE_FAULT_KINDS = frozenset(cls.__name__ for cls in (BadImage, InvalidEnrolment, ImageError,
+                                                       NoFaceError))
 IMAGE_FAULT_CODES = frozenset({"empty", "truncated", "not_an_image", "too_large",
-                               "unsupported", "no_face", "invalid_enrolment", "bad_name"})
+                               "unsupported", "no_face", "invalid_enrolment", "invalid_name",
+                               "bad_name"})
 
 
-def task_failed(exc: BaseException) -> ApiError:
+def task_failed(exc: TaskFailed) -> ApiError:
     """A failed task: the image's fault (400) when the worker says so, else 502."""
     message = str(exc) or "the worker failed"
-    code = str(getattr(exc, "code", "") or "")
-    kind = str(getattr(exc, "kind", "") or "")
-    if kind in IMAGE_FAULT_KINDS or code in IMAGE_FAULT_CODES:
-        return ApiError(400, code or "bad_image",
-                        f"The worker could not use this image: {message}")
-    if code == "dead_letter":
-        return ApiError(502, code, f"{message}. The message was moved to the dead-letter "
-                        "queue; check the image, or the worker logs if other images fail too.")
-    return ApiError(502, code or "task_failed", f"The recognition task failed: {message}. "
-                    "Retry; if it keeps failing, check the worker logs.")
-
-
-def invalid_upload(exc: BaseException) -> ApiError:
-    """The task client refused the upload before queuing it (400, or 413 for size)."""
-    code = str(getattr(exc, "code", "") or "invalid_upload")
-    status = 413 if code in {"too_large", "too_many_pixels"} else 400
-    return ApiError(status, code, str(exc))
+    if exc.kind in IMAGE_FAULT_KINDS or exc.code in IMAGE_FAULT_CODES:
+        return ApiError(f"The worker could not use this image: {message}",
+                        exc.code or "bad_image", status=400)
+    if exc.code == "dead_letter":
+        return ApiError(f"{message}. The message was moved to the dead-letter queue; check "
+                        "the image, or the worker logs if other images fail too.",
+                        exc.code, status=502)
+    return ApiError(f"The recognition task failed: {message}. Retry; if it keeps failing, "
+                    "check the worker logs.", exc.code or "task_failed", status=502)
 
 
 def _endpoint() -> str:
@@ -144,15 +153,15 @@ def init_app(app: Flask) -> None:
         message = messages.get(status, err.description or err.name)
         code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
             status, err.name.lower().replace(" ", "_"))
-        return error_response(ApiError(status, code, message))
+        return error_response(ApiError(message, code, status=status))
 
     @app.errorhandler(Exception)
     def _unexpected(err: Exception) -> Response:
         mapped = translate_backend_error(err)
         if mapped is None:
             log.exception("unhandled error on %s %s", request.method, request.path)
-            mapped = ApiError(500, "internal", "Internal error; it has been logged. Retry, and "
-                              "report it if it persists.")
+            mapped = ApiError("Internal error; it has been logged. Retry, and "
+                              "report it if it persists.", "internal", status=500)
         return error_response(mapped)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import ParamSpec, TypeVar
 
 from flask import Blueprint, Response, jsonify, request
 
@@ -21,29 +21,32 @@ from webapp.services import get_services
 from webapp.uploads import validate_identity_name, validate_image
 
 bp = Blueprint("identities", __name__, url_prefix="/api/v1/identities")
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 # Multipart framing per file, on top of the image bytes themselves.
 PER_FILE_OVERHEAD = 64 * 1024
 
 
-def require_api_key(view: F) -> F:
+def require_api_key(view: Callable[P, R]) -> Callable[P, R]:
     """401 without ``X-API-Key`` and 403 with a wrong one, when an API key is configured."""
 
     @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         expected = get_services().settings.api_key
         if expected:
             given = request.headers.get("X-API-Key")
             if not given:
-                raise ApiError(401, "api_key_required", "This write needs the header "
+                raise ApiError("This write needs the header "
                                "'X-API-Key: <key>' (the value of FACEFLEET_API_KEY on the "
-                               "server).", headers={"WWW-Authenticate": "X-API-Key"})
+                               "server).",
+                               "api_key_required", status=401,
+                               headers={"WWW-Authenticate": "X-API-Key"})
             if not hmac.compare_digest(given.encode(), expected.encode()):
-                raise ApiError(403, "api_key_invalid", "The X-API-Key header does not match "
-                               "the server's FACEFLEET_API_KEY.")
+                raise ApiError("The X-API-Key header does not match "
+                               "the server's FACEFLEET_API_KEY.", "api_key_invalid", status=403)
         return view(*args, **kwargs)
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 @bp.post("/<name>/images")
@@ -59,13 +62,13 @@ def enroll(name: str) -> tuple[Response, int]:
         services.settings.max_upload_bytes + PER_FILE_OVERHEAD)
     files = request.files.getlist("image")
     if not files:
-        raise ApiError(400, "missing_field", "Send one or more photos in the multipart field "
+        raise ApiError("Send one or more photos in the multipart field "
                        f"'image', e.g. curl -F image=@a.jpg -F image=@b.jpg "
-                       f"http://HOST/api/v1/identities/{name}/images")
+                       f"http://HOST/api/v1/identities/{name}/images", "missing_field", status=400)
     if len(files) > services.web.max_files:
-        raise ApiError(413, "too_many_files", f"{len(files)} files sent; at most "
+        raise ApiError(f"{len(files)} files sent; at most "
                        f"{services.web.max_files} per request. Split them into several "
-                       "requests.")
+                       "requests.", "too_many_files", status=413)
     uploads = [validate_image(f.read(), f.filename, field="image",
                               max_bytes=services.settings.max_upload_bytes,
                               max_pixels=services.settings.max_pixels) for f in files]
@@ -87,10 +90,7 @@ def enroll(name: str) -> tuple[Response, int]:
 @bp.get("")
 def list_identities() -> Response:
     """``{identities: [{name, photos}], count}``, sorted by name."""
-    try:
-        identities = get_services().store.identities()
-    except Exception as exc:
-        raise _store_error(exc) from None
+    identities = get_services().store.identities()
     items = [{"name": n, "photos": c} for n, c in sorted(identities.items())]
     return jsonify(identities=items, count=len(items))
 
@@ -100,21 +100,8 @@ def list_identities() -> Response:
 def remove(name: str) -> Response:
     """Remove ``name`` and all its photos: 200, or 404 when it is not enrolled."""
     validate_identity_name(name)
-    try:
-        removed = get_services().store.remove(name)
-    except Exception as exc:
-        raise _store_error(exc) from None
+    removed = get_services().store.remove(name)
     if not removed:
-        raise ApiError(404, "unknown_identity", f"{name!r} is not enrolled; GET "
-                       "/api/v1/identities lists who is.")
+        raise ApiError(f"{name!r} is not enrolled; GET "
+                       "/api/v1/identities lists who is.", "unknown_identity", status=404)
     return jsonify(name=name, removed=True)
-
-
-def _store_error(exc: Exception) -> Exception:
-    """The ApiError for a gallery-store failure; ``exc`` itself when it is unexpected."""
-    mapped = translate_backend_error(exc)
-    if mapped is not None:
-        return mapped
-    if type(exc).__name__ == "GalleryError":
-        return ApiError(409, "gallery_error", f"{exc}")
-    return exc

@@ -10,78 +10,62 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, current_app
 
+from config.aws import s3_client
 from config.settings import Settings
 from config.web import WebSettings
+from recognition.gallery_store import GalleryStore
+from tasks.client import RecognitionClient
 from webapp.errors import unavailable
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
 log = logging.getLogger(__name__)
 
 
-class TaskClient(Protocol):
-    """What the web tier needs from ``tasks.client.RecognitionClient``."""
-
-    def submit(self, data: bytes, filename: str) -> str: ...
-    def wait(self, request_id: str, timeout: float) -> dict[str, Any]: ...
-    def get(self, request_id: str) -> dict[str, Any] | None: ...
-    def enroll(self, name: str, images: list[tuple[bytes, str]],
-               timeout: float) -> dict[str, Any]: ...
-    def queue_depth(self) -> Any: ...
-
-
-class IdentityStore(Protocol):
-    """What the web tier needs from ``recognition.gallery_store.GalleryStore``."""
-
-    def identities(self) -> dict[str, int]: ...
-    def remove(self, name: str) -> bool: ...
-
-
 class Services:
-    """Per-app dependencies; factories may be replaced through ``create_app``'s config."""
+    """Per-app dependencies."""
 
-    def __init__(self, settings: Settings, web: WebSettings,
-                 client_factory: Callable[[Settings], TaskClient] | None = None,
-                 store_factory: Callable[[Settings], IdentityStore] | None = None) -> None:
+    def __init__(self, settings: Settings, web: WebSettings) -> None:
         self.settings = settings
         self.web = web
-        self._client_factory = client_factory or _default_client
-        self._store_factory = store_factory or _default_store
-        self._client: TaskClient | None = None
-        self._store: IdentityStore | None = None
-        self._s3: Any = None
+        self._client: RecognitionClient | None = None
+        self._store: GalleryStore | None = None
+        self._s3: S3Client | None = None
         self._lock = threading.Lock()
         self._waiting = threading.BoundedSemaphore(web.max_waiting)
 
     @property
-    def client(self) -> TaskClient:
+    def client(self) -> RecognitionClient:
         """The task client, built on first use (thread-safe)."""
         if self._client is None:
             with self._lock:
                 if self._client is None:
-                    self._client = self._client_factory(self.settings)
+                    self._client = RecognitionClient(self.settings)
         return self._client
 
     @property
-    def store(self) -> IdentityStore:
+    def store(self) -> GalleryStore:
         """The gallery store (list/remove only; the model is never loaded here)."""
         if self._store is None:
             with self._lock:
                 if self._store is None:
-                    self._store = self._store_factory(self.settings)
+                    self._store = GalleryStore.from_settings(self.settings)
         return self._store
 
     @property
-    def s3(self) -> Any:
+    def s3(self) -> S3Client:
         """A boto3 S3 client with short timeouts, for reading the fleet state."""
         if self._s3 is None:
             with self._lock:
                 if self._s3 is None:
-                    self._s3 = make_s3_client(self.settings)
+                    self._s3 = s3_client(self.settings, "interactive")
         return self._s3
 
     def warm(self) -> bool:
@@ -98,9 +82,8 @@ class Services:
     def close(self) -> None:
         """Release the task client (its reply queue); the app may not be used after."""
         client, self._client = self._client, None
-        close = getattr(client, "close", None)
-        if close is not None:
-            close()
+        if client is not None:
+            client.close()
 
     @contextmanager
     def waiting_slot(self) -> Iterator[None]:
@@ -118,37 +101,16 @@ class Services:
             self._waiting.release()
 
 
-def make_s3_client(settings: Settings) -> Any:
-    """boto3 S3 client that fails within seconds, never hangs a request thread."""
-    import boto3
-    from botocore.config import Config
-
-    config = Config(connect_timeout=2, read_timeout=10, retries={"max_attempts": 2})
-    return boto3.client("s3", config=config, **settings.boto3_kwargs())
-
-
-def _default_client(settings: Settings) -> TaskClient:
-    from tasks.client import RecognitionClient  # deferred: imports Celery and kombu
-
-    return RecognitionClient(settings)
-
-
-def _default_store(settings: Settings) -> IdentityStore:
-    from recognition.gallery_store import GalleryStore
-
-    return GalleryStore.from_settings(settings)
-
-
 def init_app(app: Flask, config: Mapping[str, Any]) -> Services:
     """Build the Services for ``app`` from ``config`` (or the environment) and attach them."""
     settings = config.get("FACEFLEET_SETTINGS") or Settings.from_env()
     web = config.get("FACEFLEET_WEB") or WebSettings.from_env()
-    services = Services(settings, web, config.get("FACEFLEET_CLIENT_FACTORY"),
-                        config.get("FACEFLEET_STORE_FACTORY"))
+    services = Services(settings, web)
     app.extensions["facefleet"] = services
     return services
 
 
 def get_services() -> Services:
     """The current app's Services (inside a request or app context)."""
-    return current_app.extensions["facefleet"]
+    services: Services = current_app.extensions["facefleet"]
+    return services

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from autoscaler.simulate.policies import all_policies, aws_settings
 from autoscaler.simulate.traces import all_traces
 
 
-def table(rows: list[dict[str, object]]) -> str:
+def table(rows: Sequence[Mapping[str, object]]) -> str:
     """A markdown table of the summaries."""
     cols = ["trace", "policy", "instance_seconds", "latency_mean", "latency_p95",
             "latency_p99", "max_instances", "completed"]
@@ -26,7 +27,7 @@ def table(rows: list[dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
-def dominance(rows: list[dict[str, object]]) -> list[str]:
+def dominance(rows: Sequence[Mapping[str, object]]) -> list[str]:
     """Per trace, the baselines ours does not beat on both cost and mean/p99 latency."""
     notes = []
     for trace in sorted({str(r["trace"]) for r in rows}):
@@ -43,6 +44,7 @@ def dominance(rows: list[dict[str, object]]) -> list[str]:
 
 def plots(results: list[SimResult], out: Path) -> None:
     """Instances over time and latency CDFs, one panel per trace."""
+    # Deferred: the backend must be chosen before pyplot is imported.
     import matplotlib
 
     matplotlib.use("Agg")

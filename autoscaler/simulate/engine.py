@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from autoscaler.fleet import Instance
-from autoscaler.metrics import QueueLoad
 from autoscaler.plan import Actions
 from autoscaler.simulate.model import SimConfig
+from config.aws import QueueDepth
 
 
 class SimPolicy(Protocol):
@@ -28,7 +28,7 @@ class SimPolicy(Protocol):
     name: str
     tick_s: float
 
-    def step(self, now: float, load: QueueLoad, instances: list[Instance]) -> Actions:
+    def step(self, now: float, load: QueueDepth, instances: list[Instance]) -> Actions:
         """Actions for this tick."""
         ...
 
@@ -236,7 +236,7 @@ class Simulation:
                 self._dispatch()
             elif kind == "tick":
                 busy = sum(i.state == "busy" for i in self.insts.values())
-                load = QueueLoad(len(self.queue), busy, 0)
+                load = QueueDepth(len(self.queue), busy, 0)
                 self._apply(self.policy.step(self.now, load, self._view()))
                 self._dispatch()
                 active = self._active()

@@ -26,10 +26,10 @@ from dataclasses import replace
 from typing import Any
 
 from autoscaler.fleet import Instance, count
-from autoscaler.metrics import QueueLoad
 from autoscaler.plan import Actions, plan
 from autoscaler.policy import History, Observation, decide
 from config.autoscaler import AutoscalerSettings
+from config.aws import QueueDepth
 
 
 def aws_settings(max_instances: int = 15) -> AutoscalerSettings:
@@ -48,7 +48,7 @@ class Ours:
         self.tick_s = settings.tick_s
         self.history = History()
 
-    def step(self, now: float, load: QueueLoad, instances: list[Instance]) -> Actions:
+    def step(self, now: float, load: QueueDepth, instances: list[Instance]) -> Actions:
         """decide, then plan."""
         d = decide(Observation(now, load, count(instances)), self.history, self.settings)
         self.history = d.history
@@ -78,7 +78,7 @@ class Original:
         self.max = max_instances
         self.tick_s = tick_s
 
-    def step(self, now: float, load: QueueLoad, instances: list[Instance]) -> Actions:
+    def step(self, now: float, load: QueueDepth, instances: list[Instance]) -> Actions:
         """The original controller's rule."""
         active = sum(i.active for i in instances)
         if load.visible == 0 and load.in_flight == 0:
@@ -98,7 +98,7 @@ class Keda:
         self.recs: deque[tuple[float, int]] = deque()
         self.last_active = -math.inf
 
-    def step(self, now: float, load: QueueLoad, instances: list[Instance]) -> Actions:
+    def step(self, now: float, load: QueueDepth, instances: list[Instance]) -> Actions:
         """HPA external metric + stabilisation; KEDA's cooldown to zero."""
         total = load.visible + load.in_flight
         active = sum(i.active for i in instances)
@@ -127,7 +127,7 @@ class TargetTracking:
         self.low = 0
         self.capacity = 0
 
-    def step(self, now: float, load: QueueLoad, instances: list[Instance]) -> Actions:
+    def step(self, now: float, load: QueueDepth, instances: list[Instance]) -> Actions:
         """One CloudWatch datapoint per minute; alarms after consecutive breaches."""
         in_service = sum(i.state == "running" for i in instances)
         metric = load.visible / in_service if in_service else float(load.visible)

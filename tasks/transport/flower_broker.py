@@ -14,7 +14,7 @@ import asyncio
 import logging
 from typing import Any
 
-from kombu import Connection
+from kombu.connection import Connection
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +81,6 @@ def install() -> bool:
             return SQSBroker(broker_url, *args, **kwargs)
         return original(cls, broker_url, *args, **kwargs)
 
-    broker.Broker.__new__ = __new__  # type: ignore[method-assign]
+    broker.Broker.__new__ = __new__
     _installed = True
     return True

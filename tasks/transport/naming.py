@@ -59,12 +59,14 @@ def is_monitor_queue(name: str, prefix: str) -> bool:
 
 def is_reply_exchange(exchange: str | None) -> bool:
     """True for Celery's remote-control reply exchange ``reply.<ns>.pidbox``."""
-    return bool(exchange) and exchange.startswith("reply.") and exchange.endswith(".pidbox")
+    return exchange is not None and exchange.startswith("reply.") and \
+        exchange.endswith(".pidbox")
 
 
 def is_mailbox_exchange(exchange: str | None) -> bool:
     """True for Celery's remote-control broadcast exchange ``<ns>.pidbox``."""
-    return bool(exchange) and exchange.endswith(".pidbox") and not is_reply_exchange(exchange)
+    return exchange is not None and exchange.endswith(".pidbox") and \
+        not is_reply_exchange(exchange)
 
 
 def is_reply_queue(logical: str) -> bool:

@@ -342,6 +342,10 @@ class Channel(PromptConsumeMixin, SQS.Channel):
         super()._delete_message(queue_name, message)
 
 
+#: The channel class under a name the Transport's own ``Channel`` attribute cannot hide.
+SnsChannel = Channel
+
+
 class Transport(SQS.Transport):
     """SQS transport whose fanout exchanges (remote control, events) go through SNS."""
 
@@ -363,7 +367,7 @@ class Transport(SQS.Transport):
 
             install()
 
-    def batcher(self, channel: Channel) -> FanoutBatcher | None:
+    def batcher(self, channel: SnsChannel) -> FanoutBatcher | None:
         """This connection's event batcher (None when batching is off)."""
         interval = float(channel._option("event_flush_interval"))
         if interval <= 0:
@@ -374,7 +378,9 @@ class Transport(SQS.Transport):
                                               on_dangling=channel.keeper.prune_dangling)
             return self._batcher
 
-    def drain_events(self, connection: Any, timeout: float | None = None) -> Any:
+    # kombu's virtual Transport narrows the base signature the same way.
+    def drain_events(self, connection: Any, timeout: float | None = None  # type: ignore[override]
+                     ) -> Any:
         self.drain_deadline = None if timeout is None else monotonic() + timeout
         try:
             return super().drain_events(connection, timeout=timeout)

@@ -7,20 +7,20 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
-import boto3
 import pytest
 
 from autoscaler.ec2 import Ec2Fleet
 from autoscaler.errors import FleetError
 from autoscaler.loop import Controller
-from autoscaler.metrics import QueueLoad
 from autoscaler.state import StatePublisher, read_state
+from config import aws
 from config.autoscaler import ROLE_TAG, AutoscalerSettings
+from config.aws import QueueDepth
 
 
 @pytest.fixture
 def ec2(settings: Any) -> Any:
-    return boto3.client("ec2", **settings.boto3_kwargs())
+    return aws.client(settings, "ec2")
 
 
 @pytest.fixture
@@ -134,13 +134,13 @@ def test_client_token_is_stable_per_slot_and_generation(ec2: Any, scaler) -> Non
 
 
 def test_controller_on_moto_publishes_state(settings: Any, ec2: Any, scaler) -> None:
-    s3 = boto3.client("s3", **settings.boto3_kwargs())
+    s3 = aws.client(settings, "s3")
     s3.create_bucket(Bucket=settings.output_bucket)
-    load = {"now": QueueLoad(7, 0)}
+    load = {"now": QueueDepth(7, 0)}
     ctl = Controller(scaler, Ec2Fleet(ec2, scaler), lambda: load["now"],
-                     StatePublisher(s3, settings.output_bucket, scaler.state_key))
+                     StatePublisher(s3, settings.output_bucket, settings.fleet_state_key))
     ctl.tick()
-    state = read_state(s3, settings.output_bucket, scaler.state_key)
+    state = read_state(s3, settings.output_bucket, settings.fleet_state_key)
     assert state is not None and state["desired"] == 5 and state["counts"]["running"] == 5
     assert [i["name"] for i in state["instances"]] == [
         f"app-tier-instance-{n}" for n in range(1, 6)]

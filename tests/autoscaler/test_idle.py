@@ -10,9 +10,9 @@ from autoscaler.fleet import Instance
 from autoscaler.idle import Activity, CeleryActivityProbe, activity_from_replies
 from autoscaler.loop import Controller
 from autoscaler.memory import MemoryFleet
-from autoscaler.metrics import QueueLoad
 from autoscaler.plan import plan, scale_in_order
 from config.autoscaler import AutoscalerSettings
+from config.aws import QueueDepth
 
 S = AutoscalerSettings(max_instances=6, warm_pool_size=6, idle_grace_s=1.0,
                        scale_in_window_s=0.0, tick_s=0.5)
@@ -80,20 +80,20 @@ class Probe:
 def test_controller_asks_only_for_a_partial_scale_in() -> None:
     now = [1000.0]
     fleet = MemoryFleet(6, clock=lambda: now[0])
-    load = [QueueLoad(6, 0)]
+    load = [QueueDepth(6, 0)]
     probe = Probe(Activity(idle=names(2), busy=names(1, 3, 4, 5, 6)))
     ctl = Controller(S, fleet, lambda: load[0], clock=lambda: now[0], idle_probe=probe)
     ctl.tick()                      # scale-out to 6: nothing to choose
     assert sum(i.active for i in fleet.list()) == 6 and probe.calls == []
     now[0] += 0.5
-    load[0] = QueueLoad(0, 5)       # 5 in flight: one instance may go
+    load[0] = QueueDepth(0, 5)       # 5 in flight: one instance may go
     record = ctl.tick()
     assert len(probe.calls) == 1 and record.acts["stop"] == [
         i.id for i in fleet.list() if i.name == "app-tier-instance-2"]
     assert record.acts["workers"] == {"idle": ["app-tier-instance-2"],
                                       "busy": sorted(names(1, 3, 4, 5, 6))}
     now[0] += 5
-    load[0] = QueueLoad(0, 0)       # idle past the grace: all go, no question asked
+    load[0] = QueueDepth(0, 0)       # idle past the grace: all go, no question asked
     ctl.tick()
     assert len(probe.calls) == 1
     assert sum(i.active for i in fleet.list()) == 0

@@ -13,7 +13,7 @@ from autoscaler.fleet import Instance
 from autoscaler.idle import Activity, CeleryActivityProbe
 from autoscaler.plan import plan
 from config.autoscaler import AutoscalerSettings
-from tests.monitoring.conftest import HOST, Fleet, make_fleet, stop, wait_for
+from tests.tasks.transport.conftest import HOST, Fleet, make_fleet, stop, wait_for
 
 NAMES = ("app-tier-instance-1", "app-tier-instance-2")
 

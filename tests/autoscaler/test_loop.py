@@ -12,8 +12,8 @@ import pytest
 from autoscaler.errors import MetricsError
 from autoscaler.loop import Controller
 from autoscaler.memory import MemoryFleet
-from autoscaler.metrics import QueueLoad
 from config.autoscaler import AutoscalerSettings
+from config.aws import QueueDepth
 
 S = AutoscalerSettings(max_instances=15, warm_pool_size=15, idle_grace_s=1.0,
                        scale_in_window_s=1.0, tick_s=0.5)
@@ -31,9 +31,9 @@ class Loads:
     """Scripted queue loads; an Exception entry is a failed read."""
 
     def __init__(self) -> None:
-        self.next: QueueLoad | Exception = QueueLoad(0, 0)
+        self.next: QueueDepth | Exception = QueueDepth(0, 0)
 
-    def __call__(self) -> QueueLoad:
+    def __call__(self) -> QueueDepth:
         if isinstance(self.next, Exception):
             raise self.next
         return self.next
@@ -62,16 +62,16 @@ def active(fleet: MemoryFleet) -> int:
 
 def test_burst_scales_out_then_stops_into_warm_pool_and_restarts_from_it(rig) -> None:
     ctl, fleet, loads, clock, pub = rig
-    loads.next = QueueLoad(100, 0)
+    loads.next = QueueDepth(100, 0)
     rec = ctl.tick()
     assert rec.desired == 15 and active(fleet) == 15
     assert fleet.calls == [("launch", 15)]
-    loads.next = QueueLoad(80, 15)
+    loads.next = QueueDepth(80, 15)
     for _ in range(4):
         clock.now += 0.5
         ctl.tick()
         assert active(fleet) == 15
-    loads.next = QueueLoad(0, 0)
+    loads.next = QueueDepth(0, 0)
     clock.now += 0.5
     ctl.tick()  # grace starts
     assert active(fleet) == 15
@@ -80,7 +80,7 @@ def test_burst_scales_out_then_stops_into_warm_pool_and_restarts_from_it(rig) ->
     assert rec.desired == 0 and active(fleet) == 0
     assert sum(i.state == "stopped" for i in fleet.list()) == 15
     # the next burst starts the warm pool, launches nothing
-    loads.next = QueueLoad(3, 0)
+    loads.next = QueueDepth(3, 0)
     clock.now += 10
     ctl.tick()
     assert active(fleet) == 3 and fleet.calls[-1][0] == "start"
@@ -94,7 +94,7 @@ def test_burst_scales_out_then_stops_into_warm_pool_and_restarts_from_it(rig) ->
 
 def test_failed_metric_read_holds_size(rig, caplog: pytest.LogCaptureFixture) -> None:
     ctl, fleet, loads, clock, _ = rig
-    loads.next = QueueLoad(6, 0)
+    loads.next = QueueDepth(6, 0)
     ctl.tick()
     loads.next = MetricsError("throttled")
     for _ in range(10):
@@ -107,7 +107,7 @@ def test_failed_metric_read_holds_size(rig, caplog: pytest.LogCaptureFixture) ->
 
 def test_fleet_errors_are_logged_and_retried(rig) -> None:
     ctl, fleet, loads, clock, _ = rig
-    loads.next = QueueLoad(4, 0)
+    loads.next = QueueDepth(4, 0)
     fleet.fail_next = "launch"
     rec = ctl.tick()
     assert rec.errors and active(fleet) == 0
@@ -122,7 +122,7 @@ def test_fleet_errors_are_logged_and_retried(rig) -> None:
 
 def test_one_structured_line_per_changed_tick(rig, caplog: pytest.LogCaptureFixture) -> None:
     ctl, _, loads, clock, _ = rig
-    loads.next = QueueLoad(2, 0)
+    loads.next = QueueDepth(2, 0)
     with caplog.at_level(logging.INFO, "facefleet.autoscaler"):
         ctl.tick()  # scale-out
         for _ in range(3):  # then the same inputs and decision: one line, then DEBUG only
@@ -138,17 +138,17 @@ def test_one_structured_line_per_changed_tick(rig, caplog: pytest.LogCaptureFixt
 
 def test_restart_converges_without_exceeding_max(rig) -> None:
     ctl, fleet, loads, clock, pub = rig
-    loads.next = QueueLoad(9, 0)
+    loads.next = QueueDepth(9, 0)
     ctl.tick()
     # a new controller (fresh history) over the same fleet: no double launch
     fresh = Controller(S, fleet, loads, pub, clock=clock)
-    loads.next = QueueLoad(40, 0)
+    loads.next = QueueDepth(40, 0)
     clock.now += 0.5
     fresh.tick()
     fresh.tick()
     assert active(fleet) == 15 and len(fleet.list()) == 15
     # restarted with an idle queue: holds for the grace, then stops everything
-    loads.next = QueueLoad(0, 0)
+    loads.next = QueueDepth(0, 0)
     again = Controller(S, fleet, loads, pub, clock=clock)
     again.tick()
     assert active(fleet) == 15
@@ -159,7 +159,7 @@ def test_restart_converges_without_exceeding_max(rig) -> None:
 
 def test_run_ticks_until_stopped() -> None:
     fleet = MemoryFleet(15)
-    ctl = Controller(AutoscalerSettings(tick_s=0.05), fleet, lambda: QueueLoad(1, 0))
+    ctl = Controller(AutoscalerSettings(tick_s=0.05), fleet, lambda: QueueDepth(1, 0))
     stop = threading.Event()
     thread = threading.Thread(target=ctl.run, args=(stop,))
     thread.start()

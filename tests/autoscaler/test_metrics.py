@@ -1,4 +1,4 @@
-"""Queue load: pure parsing (table), and the reader's failure handling with a fake client."""
+"""The controller's queue reader: failure handling with a fake client, and moto."""
 
 from __future__ import annotations
 
@@ -8,38 +8,9 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from autoscaler.errors import MetricsError
-from autoscaler.metrics import QueueLoad, SqsLoadReader, parse_attributes, read_queue_load
-
-
-@pytest.mark.parametrize(("attrs", "expected"), [
-    ({"ApproximateNumberOfMessages": "3", "ApproximateNumberOfMessagesNotVisible": "2",
-      "ApproximateNumberOfMessagesDelayed": "1"}, QueueLoad(3, 2, 1)),
-    ({"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"},
-     QueueLoad(0, 0, 0)),
-    ({"ApproximateNumberOfMessages": 7, "ApproximateNumberOfMessagesNotVisible": " 4 "},
-     QueueLoad(7, 4, 0)),
-])
-def test_parse_attributes(attrs: dict[str, Any], expected: QueueLoad) -> None:
-    assert parse_attributes(attrs) == expected
-
-
-@pytest.mark.parametrize(("attrs", "match"), [
-    ({}, "ApproximateNumberOfMessages"),
-    ({"ApproximateNumberOfMessages": "1"}, "NotVisible"),
-    ({"ApproximateNumberOfMessages": "x", "ApproximateNumberOfMessagesNotVisible": "0"},
-     "not an integer"),
-    ({"ApproximateNumberOfMessages": "-1", "ApproximateNumberOfMessagesNotVisible": "0"},
-     "negative"),
-])
-def test_parse_attributes_rejects_bad_data(attrs: dict[str, Any], match: str) -> None:
-    with pytest.raises(MetricsError, match=match):
-        parse_attributes(attrs)
-
-
-def test_total_counts_in_flight_and_optionally_delayed() -> None:
-    load = QueueLoad(visible=2, in_flight=3, delayed=4)
-    assert load.total() == 5
-    assert load.total(count_delayed=True) == 9
+from autoscaler.metrics import SqsLoadReader, read_queue_load
+from config import aws
+from config.aws import QueueDepth
 
 
 class FakeSqs:
@@ -74,21 +45,20 @@ def test_reader_resolves_url_again_after_a_failure() -> None:
     ok = {"ApproximateNumberOfMessages": "1", "ApproximateNumberOfMessagesNotVisible": "0"}
     fake = FakeSqs([ok, ClientError({"Error": {"Code": "X", "Message": "gone"}}, "G"), ok])
     reader = SqsLoadReader(fake, "q")
-    assert reader() == QueueLoad(1, 0, 0)
+    assert reader() == QueueDepth(1, 0, 0)
     with pytest.raises(MetricsError):
         reader()
-    assert reader() == QueueLoad(1, 0, 0)
+    assert reader() == QueueDepth(1, 0, 0)
     assert fake.urls == 2
 
 
 def test_reader_against_moto(settings: Any) -> None:
-    import boto3
 
-    sqs = boto3.client("sqs", **settings.boto3_kwargs())
+    sqs = aws.client(settings, "sqs")
     url = sqs.create_queue(QueueName=settings.queue)["QueueUrl"]
     for i in range(3):
         sqs.send_message(QueueUrl=url, MessageBody=str(i))
     sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=60)
-    assert SqsLoadReader(sqs, settings.queue)() == QueueLoad(2, 1, 0)
+    assert SqsLoadReader(sqs, settings.queue)() == QueueDepth(2, 1, 0)
     with pytest.raises(MetricsError, match="cannot find"):
         SqsLoadReader(sqs, settings.queue + "-absent")()

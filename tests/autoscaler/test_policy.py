@@ -7,16 +7,16 @@ from dataclasses import replace
 import pytest
 
 from autoscaler.fleet import FleetCounts
-from autoscaler.metrics import QueueLoad
 from autoscaler.policy import Decision, History, Observation, decide, recommend
 from config.autoscaler import AutoscalerSettings
+from config.aws import QueueDepth
 
 S = AutoscalerSettings(max_instances=15, idle_grace_s=1.0, scale_in_window_s=2.0)
 
 
 def obs(now: float, load: tuple[int, int] | None, running: int = 0, pending: int = 0,
         stopped: int = 0) -> Observation:
-    return Observation(now, None if load is None else QueueLoad(*load),
+    return Observation(now, None if load is None else QueueDepth(*load),
                        FleetCounts(running, pending, stopped, 0))
 
 

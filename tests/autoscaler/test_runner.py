@@ -16,13 +16,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from autoscaler.ec2 import Ec2Fleet
-from autoscaler.launchers import CommandLauncher
 from autoscaler.memory import MemoryFleet
-from autoscaler.runner import Runner
+from autoscaler.runner.launchers import CommandLauncher
+from autoscaler.runner.sync import Runner
+from config import aws
 from config.autoscaler import AutoscalerSettings
 
 WORKER = '''
@@ -203,7 +203,7 @@ def test_runner_process_on_moto_is_restart_safe(settings: Any, script: Path,
            "FACEFLEET_ROLE": role, "FACEFLEET_RUNNER_FORK": "false",
            "FACEFLEET_RUNNER_POLL_SECONDS": "0.1", "FACEFLEET_RUNNER_DRAIN_SECONDS": "0.5",
            "FACEFLEET_WORKER_COMMAND": f"{sys.executable} {script} {{name}} {tmp_path} normal"}
-    ec2 = boto3.client("ec2", **settings.boto3_kwargs())
+    ec2 = aws.client(settings, "ec2")
     fleet = Ec2Fleet(ec2, AutoscalerSettings(role=role, max_instances=3, warm_pool_size=3))
     a, b = fleet.launch(2)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import requests
 
 from deploy.embedded_aws import free_port
-from recognition.sdist import celebrity_dataset
+from recognition.weights.sdist import celebrity_dataset
 from tests.deploy.test_stack import _post_image, _stack
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 
-import boto3
-
+from config import aws
 from config.serving import ServingSettings
 from config.settings import Settings
 from deploy.provision import provision
@@ -19,7 +18,7 @@ def test_provision_twice_gives_the_same_resources(settings: Settings) -> None:
     assert second.created == []
     assert (first.queue_url, first.dead_letter_queue_url) == (
         second.queue_url, second.dead_letter_queue_url)
-    s3 = boto3.client("s3", **settings.boto3_kwargs())
+    s3 = aws.client(settings, "s3")
     names = {b["Name"] for b in s3.list_buckets()["Buckets"]}
     assert {settings.input_bucket, settings.output_bucket, settings.model_bucket} <= names
     versioning = s3.get_bucket_versioning(Bucket=settings.model_bucket)
@@ -32,7 +31,7 @@ def test_provision_twice_gives_the_same_resources(settings: Settings) -> None:
 def test_request_queue_has_the_redrive_policy(settings: Settings) -> None:
     serving = ServingSettings(visibility_timeout=90, task_time_limit=30)
     result = provision(settings, serving, upload_weights=False)
-    sqs = boto3.client("sqs", **settings.boto3_kwargs())
+    sqs = aws.client(settings, "sqs")
     attrs = sqs.get_queue_attributes(QueueUrl=result.queue_url,
                                      AttributeNames=["All"])["Attributes"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=result.dead_letter_queue_url,
@@ -45,7 +44,7 @@ def test_request_queue_has_the_redrive_policy(settings: Settings) -> None:
 
 def test_provision_reconciles_a_changed_queue(settings: Settings) -> None:
     result = provision(settings, ServingSettings(), upload_weights=False)
-    sqs = boto3.client("sqs", **settings.boto3_kwargs())
+    sqs = aws.client(settings, "sqs")
     sqs.set_queue_attributes(QueueUrl=result.queue_url, Attributes={"VisibilityTimeout": "5"})
     provision(settings, ServingSettings(), upload_weights=False)
     attrs = sqs.get_queue_attributes(QueueUrl=result.queue_url,
@@ -54,7 +53,7 @@ def test_provision_reconciles_a_changed_queue(settings: Settings) -> None:
 
 
 def test_provision_removes_stale_reply_queues_only(settings: Settings) -> None:
-    sqs = boto3.client("sqs", **settings.boto3_kwargs())
+    sqs = aws.client(settings, "sqs")
     prefix = f"reply-{settings.queue}-"
     serving = ServingSettings(reply_queue_prefix=prefix, reply_queue_ttl=600)
     stale = sqs.create_queue(QueueName=prefix + "dead", tags={

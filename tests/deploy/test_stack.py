@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 
 from deploy.embedded_aws import free_port
-from recognition.sdist import celebrity_dataset
+from recognition.weights.sdist import celebrity_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 

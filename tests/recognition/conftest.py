@@ -14,8 +14,8 @@ from recognition.detector import Detector
 from recognition.embedder import Embedder
 from recognition.gallery_store import GalleryStore
 from recognition.pipeline import DEFAULT_MARGIN, Recognizer
-from recognition.sdist import celebrity_dataset
 from recognition.weights import WeightsInfo, ensure_weights, load_embedder
+from recognition.weights.sdist import celebrity_dataset
 
 CACHE_DIR = Settings.from_env().cache_dir
 

@@ -9,12 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import boto3
 import numpy as np
 import pytest
 from PIL import Image
 
-from config.export import settings_env
+from config import aws
 from config.settings import Settings
 from deploy.embedded_aws import free_port
 from recognition.weights import ensure_weights
@@ -109,9 +108,9 @@ def test_enroll_with_a_bad_photo_enrols_nothing(tmp_path: Path, celebrities: Pat
 
 
 def test_default_gallery_on_s3(settings: Settings, celebrities: Path) -> None:
-    client = boto3.client("s3", **settings.boto3_kwargs())
+    client = aws.client(settings, "s3")
     client.create_bucket(Bucket=settings.model_bucket)
-    env = settings_env(settings)
+    env = settings.to_env()
     proc = run_cli("enroll", "Mindy Kaling", *_photos(celebrities, "train", "mindy_kaling", 3),
                    env=env)
     assert proc.returncode == 0, proc.stderr

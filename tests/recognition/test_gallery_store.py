@@ -8,14 +8,14 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
-import boto3
 import numpy as np
 import pytest
 
+from config import aws
 from config.settings import Settings
 from deploy.embedded_aws import free_port
 from recognition.errors import GalleryError
-from recognition.gallery_store import GalleryStore, make_s3_client
+from recognition.gallery_store import GalleryStore
 
 SHA = "c" * 64
 
@@ -31,7 +31,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> GalleryStore:
         return GalleryStore(str(tmp_path / "sub" / "gallery.json"), weights_name="m",
                             weights_sha256=SHA)
     settings: Settings = request.getfixturevalue("settings")
-    client = make_s3_client(settings)
+    client = aws.s3_client(settings, "interactive")
     client.create_bucket(Bucket=settings.model_bucket)
     return GalleryStore.from_settings(settings, s3_client=client, weights_name="m",
                                       weights_sha256=SHA)
@@ -116,7 +116,7 @@ def test_unreachable_endpoint_says_start_the_stack() -> None:
 
 
 def test_s3_object_is_one_json_document(settings: Settings) -> None:
-    client = boto3.client("s3", **settings.boto3_kwargs())
+    client = aws.client(settings, "s3")
     client.create_bucket(Bucket=settings.model_bucket)
     store = GalleryStore.from_settings(settings, s3_client=client, weights_name="m",
                                        weights_sha256=SHA)

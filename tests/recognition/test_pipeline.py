@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from config import aws
 from recognition.errors import GalleryError, ImageError, NoFaceError
 from recognition.gallery_store import GalleryStore
 from recognition.pipeline import Recognizer, primary_index
@@ -197,9 +198,7 @@ def test_from_settings_with_the_gallery_on_s3(settings: object, celebrities: Pat
     """The production path: gallery object on moto's S3, reloaded when its ETag changes."""
     from dataclasses import replace
 
-    from recognition.gallery_store import make_s3_client
-
-    client = make_s3_client(settings)
+    client = aws.s3_client(settings, "interactive")
     client.create_bucket(Bucket=settings.model_bucket)  # type: ignore[attr-defined]
     recognizer = Recognizer.from_settings(replace(settings, threshold=0.9),  # type: ignore
                                           s3_client=client)

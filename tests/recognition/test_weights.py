@@ -15,7 +15,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import boto3
 import h5py
 import numpy as np
 import pytest
@@ -23,18 +22,18 @@ import torch
 from facenet_pytorch import MTCNN
 from PIL import Image
 
+from config import aws
 from config.settings import Settings
-from recognition import keras_convert
 from recognition.errors import WeightsError
-from recognition.keras_convert import (
+from recognition.weights import keras_convert
+from recognition.weights.keras_convert import (
     KerasLayer,
     KerasModel,
     build_model,
     numeric_check,
     read_keras_h5,
 )
-from recognition.sdist import celebrity_dataset, ensure_sdist, sha256_file
-from recognition.weights import (
+from recognition.weights.registry import (
     DEFAULT_WEIGHTS,
     KERAS_H5,
     REGISTRY,
@@ -43,6 +42,7 @@ from recognition.weights import (
     load_embedder,
     upload_weights,
 )
+from recognition.weights.sdist import celebrity_dataset, ensure_sdist, sha256_file
 
 CACHE = Settings.from_env().cache_dir  # the cache `make weights` fills
 
@@ -398,7 +398,7 @@ class _CountingS3:
 
 def test_s3_spec_downloads_once_and_checks_sha256(settings: Settings, tmp_path: Path,
                                                   msceleb: WeightsInfo) -> None:
-    client = boto3.client("s3", **settings.boto3_kwargs())
+    client = aws.client(settings, "s3")
     bucket = settings.model_bucket
     client.create_bucket(Bucket=bucket)
     uri = upload_weights(msceleb, client, bucket, "weights/facenet-msceleb-128.pt")

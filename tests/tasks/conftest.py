@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from config.export import settings_env
 from config.serving import ServingSettings
 from config.settings import Settings
 from deploy.provision import provision
-from recognition.sdist import celebrity_dataset
+from recognition.weights.sdist import celebrity_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Serving knobs for tests: short long-polls so workers stop quickly.
@@ -56,7 +55,7 @@ class RunningWorker:
 def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment of a worker aimed at ``settings``."""
     env = dict(os.environ)
-    env.update(settings_env(settings))
+    env.update(settings.to_env())
     env.update(TEST_SERVING_ENV)
     env.update(extra)
     env["PYTHONPATH"] = str(ROOT)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-import boto3
-
+from config import aws
 from config.serving import ServingSettings
 from config.settings import Settings
 from tasks.client import RecognitionClient
@@ -15,7 +14,7 @@ from tests.tasks.conftest import RunningWorker, photo
 
 
 def _reply_queues(settings: Settings, prefix: str) -> list[str]:
-    sqs = boto3.client("sqs", **settings.boto3_kwargs())
+    sqs = aws.client(settings, "sqs")
     return sqs.list_queues(QueueNamePrefix=prefix).get("QueueUrls", [])
 
 
@@ -46,7 +45,7 @@ def test_lost_signal_falls_back_to_polling_s3(provisioned: Settings, worker: Run
         url = client.reply_queue_url
         assert url is not None
         # The signal has nowhere to go: the worker's send fails, S3 still has the result.
-        boto3.client("sqs", **provisioned.boto3_kwargs()).delete_queue(QueueUrl=url)
+        aws.client(provisioned, "sqs").delete_queue(QueueUrl=url)
         request_id = client.submit(*photo(celebrities, "val", "ben_afflek", 1))
         result = client.wait(request_id, timeout=60)
         assert result["request_id"] == request_id
@@ -73,7 +72,7 @@ def test_reply_queue_is_deleted_on_close(provisioned: Settings) -> None:
     client.submit(b"\xff\xd8 not processed", "x.jpg")  # no worker: only the queue matters
     url = client.reply_queue_url
     assert url in _reply_queues(provisioned, prefix)
-    sqs = boto3.client("sqs", **provisioned.boto3_kwargs())
+    sqs = aws.client(provisioned, "sqs")
     tags = sqs.list_queue_tags(QueueUrl=url)["Tags"]
     assert tags[ROLE_TAG] == "reply"
     assert abs(float(tags[CREATED_TAG]) - time.time()) < 120
@@ -83,7 +82,7 @@ def test_reply_queue_is_deleted_on_close(provisioned: Settings) -> None:
 
 def test_a_new_client_reaps_queues_of_dead_processes(provisioned: Settings) -> None:
     prefix = f"r-{provisioned.queue}-"
-    sqs = boto3.client("sqs", **provisioned.boto3_kwargs())
+    sqs = aws.client(provisioned, "sqs")
     dead = sqs.create_queue(QueueName=prefix + "dead-123", tags={
         ROLE_TAG: "reply", CREATED_TAG: "1000", HEARTBEAT_TAG: "1000"})["QueueUrl"]
     client = RecognitionClient(provisioned, ServingSettings(reply_queue_prefix=prefix))
@@ -111,10 +110,9 @@ def test_staleness_rule() -> None:
 def test_settings_round_trip_through_the_environment(settings: Settings) -> None:
     from dataclasses import fields
 
-    from config.export import settings_env
 
     changed = replace(settings, threshold=0.9, api_key="k", max_receives=5)
-    env = settings_env(changed)
+    env = changed.to_env()
     assert Settings.from_env(env) == changed
     # A field added to Settings must be exported too, or children would lose it.
     assert len(env) == len(fields(Settings))

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import boto3
 import pytest
 
+from config import aws
 from config.settings import Settings
 from deploy.embedded_aws import free_port
-from tasks.errors import MissingImage
-from tasks.objectstore import MissingObject, ObjectStore, ObjectStoreError, endpoint_host
-from tasks.storage import read_image, write_label
+from tasks.errors import MissingImage, MissingObject, StorageError
+from tasks.objectstore import ObjectStore, endpoint_host, read_image, write_label
 
 
 def test_endpoint_host_maps_urls_and_aws() -> None:
@@ -23,7 +22,7 @@ def test_endpoint_host_maps_urls_and_aws() -> None:
 
 @pytest.fixture
 def bucket(settings: Settings) -> str:
-    boto3.client("s3", **settings.boto3_kwargs()).create_bucket(Bucket=settings.output_bucket)
+    aws.client(settings, "s3").create_bucket(Bucket=settings.output_bucket)
     return settings.output_bucket
 
 
@@ -33,7 +32,7 @@ def test_put_then_get_round_trips_and_boto3_reads_the_same_object(
     key = "labels/a name with spaces é+ü"
     store.put(bucket, key, "Émilie".encode(), "text/plain; charset=utf-8")
     assert store.get(bucket, key) == "Émilie".encode()
-    stored = boto3.client("s3", **settings.boto3_kwargs()).get_object(Bucket=bucket, Key=key)
+    stored = aws.client(settings, "s3").get_object(Bucket=bucket, Key=key)
     assert stored["Body"].read() == "Émilie".encode()
     assert stored["ContentType"] == "text/plain; charset=utf-8"
 
@@ -67,7 +66,7 @@ def test_the_task_helpers_say_what_is_missing(settings: Settings, bucket: str) -
 
 def test_an_unreachable_endpoint_is_a_storage_error_after_bounded_retries() -> None:
     store = ObjectStore.connect(f"http://127.0.0.1:{free_port()}", "us-east-1", "k", "s")
-    with pytest.raises(ObjectStoreError, match=r"unreachable.*Check the endpoint") as info:
+    with pytest.raises(StorageError, match=r"unreachable.*Check the endpoint") as info:
         store.get("bucket", "key")
     assert info.value.code == "storage_unreachable"
     assert not isinstance(info.value, MissingObject)
@@ -75,10 +74,10 @@ def test_an_unreachable_endpoint_is_a_storage_error_after_bounded_retries() -> N
 
 def test_an_invalid_name_is_refused_with_its_reason(settings: Settings, bucket: str) -> None:
     store = ObjectStore.from_settings(settings)
-    with pytest.raises(ObjectStoreError, match=f"Cannot write s3://{bucket}/: ") as info:
+    with pytest.raises(StorageError, match=f"Cannot write s3://{bucket}/: ") as info:
         store.put(bucket, "", b"x")
     assert info.value.code == "storage_refused"
-    with pytest.raises(ObjectStoreError, match="Cannot read s3://a/k: "):
+    with pytest.raises(StorageError, match="Cannot read s3://a/k: "):
         store.get("a", "k")  # a bucket name S3 does not allow (too short)
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 
-import boto3
 import pytest
 
+from config import aws
 from config.settings import Settings
 from tasks.client import RecognitionClient
 from tasks.errors import InvalidUpload, ResultTimeout, TaskFailed, UnknownRequest
-from tasks.worker import compute_slots
+from tasks.state import compute_slots
 from tests.tasks.conftest import RunningWorker, photo
 
 
@@ -29,7 +29,7 @@ def test_recognize_writes_label_and_result(provisioned: Settings, worker: Runnin
         assert result["stem"] == stem
         assert result["image"] == {"bucket": provisioned.input_bucket,
                                    "key": f"{request_id}/{filename}"}
-        s3 = boto3.client("s3", **provisioned.boto3_kwargs())
+        s3 = aws.client(provisioned, "s3")
         label = s3.get_object(Bucket=provisioned.output_bucket, Key=stem)["Body"].read()
         assert label == b"Unknown"
         assert client.get(request_id) == result

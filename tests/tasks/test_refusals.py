@@ -13,10 +13,10 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 
-import boto3
 import pytest
 from PIL import Image
 
+from config import aws
 from config.serving import ServingSettings
 from config.settings import Settings
 from deploy.provision import provision
@@ -60,7 +60,7 @@ def test_pickled_message_is_refused_never_executed(settings: Settings, tmp_path:
         client.app.send_task(
             "facefleet.recognize", args=[_Payload(marker), "key", request_id, "stem"],
             task_id=request_id, serializer="pickle")
-        sqs = boto3.client("sqs", **settings.boto3_kwargs())
+        sqs = aws.client(settings, "sqs")
         dead = _dead_letters(sqs, settings, expected=1, timeout=60)
         assert len(dead) == 1, "the refused message is set aside in the dead-letter queue"
         envelope = json.loads(base64.b64decode(dead[0]["Body"]))
@@ -69,7 +69,7 @@ def test_pickled_message_is_refused_never_executed(settings: Settings, tmp_path:
         log = worker.log()
         assert "ContentDisallowed" in log or "Refusing to deserialize" in log
         assert not marker.exists(), "the pickle was never loaded"
-        s3 = boto3.client("s3", **settings.boto3_kwargs())
+        s3 = aws.client(settings, "s3")
         assert s3.list_objects_v2(Bucket=settings.output_bucket).get("KeyCount", 0) == 0
         assert f"Task facefleet.recognize[{request_id}] received" not in log
     finally:
@@ -121,7 +121,7 @@ def test_image_that_kills_its_worker_goes_to_the_dlq_while_others_proceed(
         assert failure.value.code == "dead_letter"
         assert settings.dead_letter_queue in failure.value.message
         assert "2 tries" in failure.value.message
-        sqs = boto3.client("sqs", **settings.boto3_kwargs())
+        sqs = aws.client(settings, "sqs")
         dead = _dead_letters(sqs, settings, expected=1, timeout=30)
         assert [_task_id(m) for m in dead] == [poison_id]
         assert worker.log().count(f"Task facefleet.recognize[{poison_id}] received") == 2
@@ -145,7 +145,7 @@ def test_time_limit_counts_as_a_try_then_dead_letters(settings: Settings, worker
             client.wait(poison_id, timeout=120)
         assert failure.value.code == "dead_letter"
         assert "time limit" in failure.value.message
-        sqs = boto3.client("sqs", **settings.boto3_kwargs())
+        sqs = aws.client(settings, "sqs")
         assert [_task_id(m) for m in _dead_letters(sqs, settings, 1, 30)] == [poison_id]
     finally:
         client.close()

@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
+from config import aws
 from config.settings import Settings
 from tasks.factory import make_app
-from tasks.s3backend import S3ResultBackend
+from tasks.results import S3ResultBackend
 
 
 def _requests(backend: S3ResultBackend, monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -55,10 +56,9 @@ def test_a_read_is_one_get_and_a_missing_result_reads_as_pending(
 
 def test_a_result_is_json_in_the_output_bucket_under_the_results_prefix(
         provisioned: Settings) -> None:
-    import boto3
 
     make_app(provisioned).backend.mark_as_done("e" * 32, {"label": "boto3 reads it"})
-    s3 = boto3.client("s3", **provisioned.boto3_kwargs())
+    s3 = aws.client(provisioned, "s3")
     stored = s3.get_object(Bucket=provisioned.output_bucket,
                            Key="results/celery-task-meta-" + "e" * 32)
     assert stored["ContentType"] == "application/json"

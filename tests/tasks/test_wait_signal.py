@@ -13,8 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import boto3
-
+from config import aws
 from config.serving import ServingSettings
 from config.settings import Settings
 from tasks.client import RecognitionClient
@@ -46,10 +45,10 @@ def _finish(settings: Settings, reply_url: str, request_id: str,
     copy of the result when ``carry``)."""
     result = {"request_id": request_id, "faces": [], "label": "stored in S3"}
     meta = {"status": "SUCCESS", "result": result, "task_id": request_id}
-    boto3.client("s3", **settings.boto3_kwargs()).put_object(
+    aws.client(settings, "s3").put_object(
         Bucket=settings.output_bucket, Key=result_key(request_id), Body=json.dumps(meta))
     carried = {**result, "label": "carried by the signal"}
-    boto3.client("sqs", **settings.boto3_kwargs()).send_message(
+    aws.client(settings, "sqs").send_message(
         QueueUrl=reply_url,
         MessageBody=signal_body(request_id, "SUCCESS", carried if carry else None))
     return carried
@@ -131,7 +130,7 @@ def test_signals_nobody_waits_for_are_forgotten(provisioned: Settings) -> None:
     # A 202 flow registers interest at submit and never waits: its event and carried
     # result must not pile up in a long-running web tier.
     now = [1000.0]
-    sqs = boto3.client("sqs", **provisioned.boto3_kwargs())
+    sqs = aws.client(provisioned, "sqs")
     listener = ReplyListener(sqs, f"r-{provisioned.queue}-", 1, 600, clock=lambda: now[0])
     try:
         listener.expect("old")

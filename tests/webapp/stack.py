@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from config.export import settings_env
 from config.settings import Settings
 from deploy.embedded_aws import free_port, stop_process
 
@@ -38,7 +37,7 @@ class WebStack:
 def child_env(settings: Settings, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """This process's environment with ``settings`` (and ``extra``) for a child."""
     env = dict(os.environ)
-    env.update(settings_env(settings))
+    env.update(settings.to_env())
     env.update(extra or {})
     env["PYTHONPATH"] = str(ROOT)
     return env

@@ -8,10 +8,10 @@ import re
 import time
 from pathlib import Path
 
-import boto3
 import pytest
 
 from bench.workload import load_images, load_labels, one_line, run_workload, summarize
+from config import aws
 from tests.webapp.stack import WebStack
 
 REQUEST_KEY = re.compile(r"^[0-9a-f]{32}/(test_\d{3})\.jpg$")
@@ -32,7 +32,7 @@ def test_cse546_1000_requests_at_100_clients(enrolled_stack: WebStack, cse546_di
     assert summary["failed"] == 0, failures[:5]
     assert summary["correct"] == 1000, [(o.image, o.body) for o in outcomes if not o.correct][:5]
 
-    s3 = boto3.client("s3", **settings.boto3_kwargs())
+    s3 = aws.client(settings, "s3")
     stems = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.input_bucket):
         for obj in page.get("Contents", []):

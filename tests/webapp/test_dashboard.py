@@ -15,7 +15,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import requests
 from flask import Flask
@@ -23,15 +22,15 @@ from PIL import Image
 
 from autoscaler.loop import Controller
 from autoscaler.memory import MemoryFleet
-from autoscaler.metrics import QueueLoad
 from autoscaler.state import StatePublisher
+from config import aws
 from config.autoscaler import AutoscalerSettings
+from config.aws import QueueDepth
 from config.dashboard import DashboardSettings
 from config.settings import Settings
-from config.web import WebSettings
 from deploy.embedded_aws import stop_process
 from tasks.transport.naming import sanitize
-from tests.monitoring.conftest import wait_for
+from tests.tasks.transport.conftest import wait_for
 from tests.webapp.stack import WebStack, start_gunicorn
 from tests.webapp.test_browser import CHROMIUM, CHROMIUM_ARGS, RESULTS
 from webapp import create_app
@@ -93,7 +92,7 @@ def run_until_both_workers_served(url: str) -> list[str]:
 
 def listener_queues(settings: Settings, node_id: str) -> list[str]:
     """Names of the SQS listener queues of the dashboard listener ``node_id``."""
-    sqs = boto3.client("sqs", **settings.boto3_kwargs())
+    sqs = aws.client(settings, "sqs")
     prefix = f"ffmon-ls-celeryev-{sanitize(node_id)}"
     return [u.rsplit("/", 1)[-1] for u in
             sqs.list_queues(QueueNamePrefix=prefix).get("QueueUrls", [])]
@@ -101,7 +100,7 @@ def listener_queues(settings: Settings, node_id: str) -> list[str]:
 
 def subscribed(settings: Settings, node_id: str) -> list[str]:
     """SNS subscriptions whose endpoint is a listener queue of ``node_id``."""
-    sns = boto3.client("sns", **settings.boto3_kwargs())
+    sns = aws.client(settings, "sns")
     token = sanitize(node_id)
     found = []
     for topic in sns.list_topics().get("Topics", []):
@@ -116,10 +115,10 @@ def publish_controller_state(settings: Settings) -> None:
     backlog that scales out, the first instances running, more booting."""
     clock = [time.time() - 20]
     fleet = MemoryFleet(15, clock=lambda: clock[0], instant=False)
-    loads = iter([QueueLoad(0, 0), QueueLoad(6, 2), QueueLoad(6, 2), QueueLoad(40, 4),
-                  QueueLoad(40, 4)])
-    publisher = StatePublisher(boto3.client("s3", **settings.boto3_kwargs()),
-                               settings.output_bucket, WebSettings().fleet_state_key)
+    loads = iter([QueueDepth(0, 0), QueueDepth(6, 2), QueueDepth(6, 2), QueueDepth(40, 4),
+                  QueueDepth(40, 4)])
+    publisher = StatePublisher(aws.client(settings, "s3"),
+                               settings.output_bucket, settings.fleet_state_key)
     controller = Controller(AutoscalerSettings(max_instances=15, tick_s=1.0), fleet,
                             lambda: next(loads), publisher, clock=lambda: clock[0])
     for tick in range(5):
@@ -133,7 +132,7 @@ def publish_controller_state(settings: Settings) -> None:
 def local_app(web_stack: WebStack) -> Iterator[Callable[..., Flask]]:
     """The web app in-process on the stack's queue, with its own output bucket."""
     settings = replace(web_stack.settings, output_bucket=f"dash-out-{uuid.uuid4().hex[:8]}")
-    boto3.client("s3", **settings.boto3_kwargs()).create_bucket(Bucket=settings.output_bucket)
+    aws.client(settings, "s3").create_bucket(Bucket=settings.output_bucket)
     apps: list[Flask] = []
 
     def make(**dashboard_settings: Any) -> Flask:
@@ -279,8 +278,8 @@ def browser():  # type: ignore[no-untyped-def]
 def test_page_shows_workers_tasks_and_fleet_live(browser, web_stack: WebStack  # type: ignore[no-untyped-def]
                                                  ) -> None:
     settings = web_stack.settings
-    key = WebSettings().fleet_state_key
-    s3 = boto3.client("s3", **settings.boto3_kwargs())
+    key = settings.fleet_state_key
+    s3 = aws.client(settings, "s3")
     page = browser.new_page(viewport={"width": 1100, "height": 900})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))

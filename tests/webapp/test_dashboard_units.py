@@ -10,9 +10,9 @@ import pytest
 
 from config.dashboard import DashboardSettings
 from config.env import ConfigError
-from webapp.event_stats import EventAggregate, percentile, summary
-from webapp.events_monitor import EventsMonitor
-from webapp.fleet_summary import by_state, recent_decisions, summarize_fleet
+from webapp.dashboard.fleet import by_state, recent_decisions, summarize_fleet
+from webapp.dashboard.monitor import EventsMonitor
+from webapp.dashboard.stats import EventAggregate, percentile, summary
 
 T0 = 1_700_000_000.0
 

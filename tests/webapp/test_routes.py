@@ -10,15 +10,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-import boto3
 import pytest
 import requests
 from PIL import Image
 
+from config import aws
 from config.web import WebSettings
 from deploy.provision import provision
-from recognition.sdist import celebrity_dataset
-from tests.webapp.conftest import API_KEY, unique_settings
+from recognition.weights.sdist import celebrity_dataset
+from tests.webapp.fixtures import API_KEY, unique_settings
 from tests.webapp.stack import WebStack, serve_in_thread
 from webapp import create_app
 
@@ -43,7 +43,7 @@ def test_compat_route_answers_stem_and_label(web_stack: WebStack) -> None:
     assert r.status_code == 200, r.text
     assert r.headers["Content-Type"].startswith("text/plain")
     assert r.text == "sky_01:NoFace"
-    s3 = boto3.client("s3", **web_stack.settings.boto3_kwargs())
+    s3 = aws.client(web_stack.settings, "s3")
     keys = [o["Key"] for o in s3.list_objects_v2(
         Bucket=web_stack.settings.input_bucket).get("Contents", [])]
     assert any(k.endswith("/sky_01.png") for k in keys)
@@ -139,8 +139,8 @@ def test_fleet_reports_queue_and_published_state(web_stack: WebStack) -> None:
              "instances": [{"id": "i-1", "name": "app-tier-instance-1", "slot": 1,
                             "state": "running", "since": time.time() - 5, "origin": "launch"}],
              "decisions": [{"time": time.time(), "desired": 2, "reason": "scale-out"}]}
-    s3 = boto3.client("s3", **settings.boto3_kwargs())
-    key = WebSettings().fleet_state_key
+    s3 = aws.client(settings, "s3")
+    key = settings.fleet_state_key
     s3.put_object(Bucket=settings.output_bucket, Key=key, Body=json.dumps(state).encode())
     try:
         body = requests.get(web_stack.url + "/api/v1/fleet", timeout=30).json()

@@ -1,4 +1,4 @@
-"""Pure units of the web tier: upload validation, names, fleet-state parsing."""
+"""Pure units of the web tier: upload validation, identity names, the fleet fields."""
 
 from __future__ import annotations
 
@@ -8,35 +8,17 @@ import json
 import pytest
 from PIL import Image
 
+from autoscaler.errors import StateError
+from autoscaler.state import parse_state
 from webapp.errors import ApiError
-from webapp.fleet_state import FleetStateError, parse_fleet_state, unpublished
-from webapp.uploads import safe_filename, stem_of, validate_identity_name, validate_image
+from webapp.fleet import fleet_fields, unpublished
+from webapp.uploads import validate_identity_name, validate_image
 
 
 def _png(width: int = 8, height: int = 6) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (width, height), (200, 10, 10)).save(buf, "PNG")
     return buf.getvalue()
-
-
-@pytest.mark.parametrize(("raw", "expected"), [
-    ("test_000.jpg", "test_000.jpg"),
-    ("../../etc/passwd", "passwd"),
-    ("C:\\photos\\me.png", "me.png"),
-    ("my photo (1).jpg", "my_photo_1_.jpg"),
-    ("ÉLodie.jpg", "Lodie.jpg"),
-    ("", "upload.jpg"),
-    (None, "upload.jpg"),
-    ("...", "upload.jpg"),
-])
-def test_safe_filename(raw: str | None, expected: str) -> None:
-    assert safe_filename(raw) == expected
-
-
-def test_stem_of() -> None:
-    assert stem_of("test_000.jpg") == "test_000"
-    assert stem_of("archive.tar.gz") == "archive.tar"
-    assert stem_of("noext") == "noext"
 
 
 def test_validate_image_accepts_png() -> None:
@@ -63,7 +45,8 @@ def test_identity_names_allowed(name: str) -> None:
     assert validate_identity_name(name) == name
 
 
-@pytest.mark.parametrize("name", ["", " ", "x" * 65, "a/b", "bob;drop", "名前"])
+@pytest.mark.parametrize("name", ["", " ", "x" * 65, "a/b", "bob;drop", "名前", " Paul",
+                                  "Unknown", "noface"])
 def test_identity_names_refused(name: str) -> None:
     with pytest.raises(ApiError) as info:
         validate_identity_name(name)
@@ -74,21 +57,21 @@ def test_fleet_state_parsed_and_aged() -> None:
     raw = json.dumps({"updated": 100.0, "desired": 3, "max": 15, "version": 1,
                       "instances": [{"id": "i-1", "state": "running", "since": 0.0}],
                       "decisions": [{"desired": d} for d in range(80)]}).encode()
-    state = parse_fleet_state(raw, now=110.0, stale_after=30.0)
+    state = fleet_fields(parse_state(raw), now=110.0, stale_after=30.0)
     assert (state["desired"], state["max"], len(state["instances"])) == (3, 15, 1)
     assert len(state["decisions"]) == 50 and state["decisions"][-1] == {"desired": 79}
     assert state["autoscaler"]["age_s"] == 10.0 and not state["autoscaler"]["stale"]
     assert state["autoscaler"]["controller"] == {"version": 1}
     assert state["instances"][0]["launch_time"] == "1970-01-01T00:00:00Z"
-    assert parse_fleet_state(raw, now=200.0, stale_after=30.0)["autoscaler"]["stale"]
+    assert fleet_fields(parse_state(raw), now=200.0, stale_after=30.0)["autoscaler"]["stale"]
 
 
 @pytest.mark.parametrize("raw", [b"not json", b"[]", b'{"desired": 1}',
                                  b'{"updated": "yesterday"}',
                                  b'{"updated": 1, "instances": {}}'])
 def test_fleet_state_refuses_bad_objects(raw: bytes) -> None:
-    with pytest.raises(FleetStateError):
-        parse_fleet_state(raw, now=0.0, stale_after=30.0)
+    with pytest.raises(StateError):
+        parse_state(raw)
 
 
 def test_unpublished_has_placeholders() -> None:

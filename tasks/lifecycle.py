@@ -1,8 +1,16 @@
-"""What the worker's main process does when a task's process dies or times out.
+"""What happens around each task run, beyond Celery's defaults: the task class and the
+request class every facefleet task uses.
 
-Celery's defaults either ack such a message (it is lost) or requeue it with kombu's
-SQS requeue, which hides it for ``wait_time_seconds``, knows nothing of the redrive
-policy, and never tells the client. Here, with SQS's ``ApproximateReceiveCount``:
+:class:`FacefleetTask` sends the completion signal (:mod:`tasks.completion`) once
+Celery has stored the result in S3. ``after_return`` runs in the process that ran the
+task, after the backend write (celery.app.trace), so a woken waiter always finds the
+result in S3.
+
+:class:`FacefleetRequest` decides what the worker's main process does when a task's
+process dies or times out. Celery's defaults either ack such a message (it is lost) or
+requeue it with kombu's SQS requeue, which hides it for ``wait_time_seconds``, knows
+nothing of the redrive policy, and never tells the client. Here, with SQS's
+``ApproximateReceiveCount``:
 
 - before the last try: the message is released for redelivery after
   ``FACEFLEET_REDELIVERY_DELAY`` seconds (no result is stored, the client keeps
@@ -23,12 +31,14 @@ from typing import Any
 
 from billiard.einfo import ExceptionWithTraceback
 from botocore.exceptions import BotoCoreError, ClientError
+from celery import Task
 from celery.exceptions import WorkerLostError
 from celery.worker import state as worker_state
 from celery.worker.request import Request, task_ready
 
 from tasks.completion import REPLY_HEADER, notify
 from tasks.errors import PoisonMessage
+from tasks.state import main_process_sqs, state
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +53,14 @@ def receive_count(delivery_info: dict[str, Any]) -> int:
         return 1
 
 
-class FacefleetRequest(Request):
+class FacefleetRequest(Request):  # type: ignore[misc]
     """A task request whose lost or timed-out runs are retried through SQS, boundedly."""
 
     def on_timeout(self, soft: bool, timeout: float) -> None:
         """Hard time limit: the process was killed; retry or dead-letter."""
         if soft or worker_state.should_terminate or not self.task.acks_late:
-            return super().on_timeout(soft, timeout)
+            super().on_timeout(soft, timeout)
+            return
         task_ready(self)
         self._lost(f"took longer than the {timeout:g} s time limit")
 
@@ -63,9 +74,8 @@ class FacefleetRequest(Request):
                 and not worker_state.should_terminate and not self._success_was_stored()):
             task_ready(self)
             self._lost(f"killed the process running it ({exc})")
-            return None
-        return super().on_failure(exc_info, send_failed_event=send_failed_event,
-                                  return_ok=return_ok)
+            return
+        super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
 
     # ---- helpers -----------------------------------------------------------------
 
@@ -80,7 +90,8 @@ class FacefleetRequest(Request):
                       what, attempt, settings.max_receives)
             self.task.backend.mark_as_failure(self.id, PoisonMessage(message),
                                               request=self._context, store_result=True)
-            notify(self._sqs(), self._request_dict.get(REPLY_HEADER), self.id, "FAILURE")
+            notify(main_process_sqs(settings), self._request_dict.get(REPLY_HEADER),
+                   self.id, "FAILURE")
         else:
             log.warning("task %s[%s] %s; try %d of %d: redelivering", self.name, self.id,
                         what, attempt, settings.max_receives)
@@ -96,13 +107,24 @@ class FacefleetRequest(Request):
             return
         delay = self.task.app.facefleet_serving.redelivery_delay
         try:
-            self._sqs().change_message_visibility(
+            main_process_sqs(self.task.app.facefleet_settings).change_message_visibility(
                 QueueUrl=queue_url, ReceiptHandle=receipt, VisibilityTimeout=delay)
         except (BotoCoreError, ClientError) as exc:
             # It still comes back, after the full visibility timeout.
             log.warning("could not shorten the redelivery of %s: %s", self.id, exc)
 
-    def _sqs(self) -> Any:
-        from tasks.worker import main_process_sqs
 
-        return main_process_sqs(self.task.app.facefleet_settings)
+class FacefleetTask(Task):  # type: ignore[misc]
+    """Sends the completion signal once Celery has stored the result in S3."""
+
+    Request = FacefleetRequest
+
+    def after_return(self, status: str, retval: Any, task_id: str, args: Any,
+                     kwargs: Any, einfo: Any) -> None:
+        """Notify the reply queue named in the message headers, if any."""
+        reply_to = getattr(self.request, REPLY_HEADER, None)
+        if reply_to:
+            # On SUCCESS ``retval`` is what mark_as_done just wrote to S3: the signal
+            # carries a copy so the waiter need not read it back.
+            notify(state().sqs, reply_to, task_id, status,
+                   retval if status == "SUCCESS" else None)

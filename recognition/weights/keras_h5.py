@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -24,7 +25,7 @@ class KerasLayer:
 
     name: str
     class_name: str
-    config: dict
+    config: dict[str, Any]
     inbound: tuple[str, ...]
 
 

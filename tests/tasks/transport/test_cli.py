@@ -18,7 +18,7 @@ import pytest
 
 from deploy.embedded_aws import free_port
 from tasks.transport.registry import close_all_keepers
-from tests.monitoring.conftest import APP, HOST, REPO, Fleet, stop, wait_for
+from tests.tasks.transport.conftest import APP, HOST, REPO, Fleet, stop, wait_for
 
 W1, W2 = f"w1@{HOST}", f"w2@{HOST}"
 

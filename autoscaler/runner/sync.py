@@ -1,35 +1,26 @@
-"""Embedded runner: each instance ``running`` in the embedded EC2 becomes a real Celery
-worker process on this machine, and is ended when the instance stops or terminates.
+"""Keep one worker process per running instance: start, restart, drain and end them.
 
-``python -m autoscaler.runner`` polls the EC2 API of the embedded endpoint every
-``FACEFLEET_RUNNER_POLL_SECONDS`` for instances with our role tag. A worker is ended
-like an instance's shutdown would end it: first told to stop consuming the request
-queue and given the SQS long-poll wait to let an open poll return (see
-``autoscaler.drain``: a message handed to the poll of an exited worker would stay in
-flight for the whole visibility timeout), then SIGTERM (Celery's warm shutdown: the
-task in hand finishes and is acknowledged), then SIGKILL after
-``FACEFLEET_RUNNER_STOP_TIMEOUT``. A failed EC2 read changes
-nothing. A worker that exits while its instance is still running is started again
-(at most once per second). Workers die with the runner, so a restarted runner simply
-starts afresh from EC2's state.
+:class:`Runner` is the runner's loop (see :mod:`autoscaler.runner`): it reads the
+instances, starts a worker through its launcher for each running one, and ends the
+worker of an instance that stopped like an instance's shutdown would: drained first
+(:mod:`autoscaler.runner.drain`), then SIGTERM (Celery's warm shutdown: the task in
+hand finishes and is acknowledged), then SIGKILL after the stop timeout. A failed EC2
+read changes nothing. A worker that exits while its instance is still running is
+started again (at most once per second).
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
-import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from autoscaler.errors import FleetError
 from autoscaler.fleet import Instance
-from autoscaler.launchers import Launcher, WorkerHandle
+from autoscaler.runner.launchers import Launcher, WorkerHandle
 
 log = logging.getLogger("facefleet.runner")
 
@@ -54,7 +45,7 @@ class Runner:
     launcher: Launcher
     stop_timeout_s: float = 60.0
     clock: Callable[[], float] = time.monotonic
-    #: Tells the workers of these instance names to stop consuming (autoscaler.drain).
+    #: Tells the workers of these instance names to stop consuming (runner.drain).
     drain: Callable[[list[str]], bool] | None = None
     #: Seconds between the drain and SIGTERM (the SQS long-poll wait plus a margin).
     drain_s: float = 0.0
@@ -157,69 +148,3 @@ class Runner:
                 stop.wait(poll_s)
         finally:
             self.shutdown()
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m autoscaler.runner``: run until SIGINT/SIGTERM."""
-    import boto3
-
-    from autoscaler.drain import CeleryDrainer
-    from autoscaler.ec2 import Ec2Fleet
-    from autoscaler.launchers import CommandLauncher, ForkLauncher
-    from config.autoscaler import AutoscalerSettings
-    from config.env import ConfigError
-    from config.serving import ServingSettings
-    from config.settings import Settings
-
-    parser = argparse.ArgumentParser(prog="python -m autoscaler.runner", description=__doc__)
-    parser.add_argument("--log-dir", type=Path, default=None,
-                        help="folder for one log file per worker (default: discard)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    for noisy in ("botocore", "boto3", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    try:
-        settings = Settings.from_env()
-        scaler = AutoscalerSettings.from_env()
-        serving = ServingSettings.from_env()
-    except ConfigError as err:
-        print(f"runner: configuration error: {err}", file=sys.stderr)
-        return 2
-    if not settings.embedded:
-        print("runner: FACEFLEET_AWS_ENDPOINT=aws: on AWS the instances run their own "
-              "workers; the runner is for the embedded endpoint only", file=sys.stderr)
-        return 2
-    fleet = Ec2Fleet(boto3.client("ec2", **settings.boto3_kwargs()), scaler)
-    launcher: Launcher
-    celery_worker = ["celery", "-A", "tasks", "worker"]
-    if scaler.runner_fork:
-        if scaler.worker_argv("x", settings.queue)[:4] != celery_worker:
-            print(f"runner: FACEFLEET_RUNNER_FORK=true needs a worker command starting with "
-                  f"'celery -A tasks worker', not {scaler.worker_command!r}; set "
-                  f"FACEFLEET_RUNNER_FORK=false to run any command", file=sys.stderr)
-            return 2
-        launcher = ForkLauncher(lambda name: scaler.worker_argv(name, settings.queue)[4:],
-                                args.log_dir)
-    else:
-        launcher = CommandLauncher(lambda name: scaler.worker_argv(name, settings.queue),
-                                   {"FACEFLEET_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1"},
-                                   args.log_dir, cwd=Path(os.getcwd()))
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    from tasks import app  # the workers' app (imported by the fork launcher already)
-
-    drain_s = scaler.runner_drain_s
-    if drain_s is None:  # an open long poll returns within the SQS wait
-        drain_s = serving.wait_time_seconds + 1.0
-    runner = Runner(fleet.list, launcher, scaler.runner_stop_timeout_s,
-                    drain=CeleryDrainer(app, settings.queue), drain_s=drain_s)
-    log.info("runner up: role %s, poll %.2fs, %s workers, drain %.1fs", scaler.role,
-             scaler.runner_poll_s, "forked" if scaler.runner_fork else "command", drain_s)
-    runner.run(stop, scaler.runner_poll_s)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

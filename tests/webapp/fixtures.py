@@ -1,4 +1,5 @@
-"""Fixtures of the web tier's end-to-end tests: one real stack per session (moto's
+"""Fixtures of the end-to-end tests through the web tier (a pytest plugin, loaded by
+tests/conftest.py): one real stack per session (moto's
 server over HTTP, provisioned resources, two Celery worker subprocesses, gunicorn with
 ``webapp/gunicorn_conf.py``), and the same stack with the ten CSE546 images enrolled.
 """

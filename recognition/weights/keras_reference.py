@@ -16,7 +16,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from torch import nn
 
 from recognition.errors import WeightsError
-from recognition.keras_h5 import KerasLayer, KerasModel
+from recognition.weights.keras_h5 import KerasLayer, KerasModel
 
 
 def numpy_forward(km: KerasModel, x: np.ndarray, outputs: Collection[str]
@@ -108,7 +108,7 @@ def torch_forward(model: InceptionResnetV1, x: np.ndarray, stages: Collection[st
                   ) -> dict[str, np.ndarray]:
     """Run the torch model on NHWC ``x`` in one pass; return each named stage's output
     as NHWC (``last_bn``: the un-normalised N x D embedding)."""
-    wanted, found = set(stages), {}
+    wanted, found = set(stages), dict[str, np.ndarray]()
     known = {name for name, _ in _torch_stages(model)} | {"last_bn"}
     if wanted - known:
         raise WeightsError(f"no torch stages named {sorted(wanted - known)}")

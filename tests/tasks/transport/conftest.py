@@ -17,10 +17,10 @@ import boto3
 import pytest
 from celery import Celery
 
-from tests.monitoring.app import make_app, queue_names
+from tests.tasks.transport.app import make_app, queue_names
 
-REPO = Path(__file__).resolve().parents[2]
-APP = "tests.monitoring.app"
+REPO = Path(__file__).resolve().parents[3]
+APP = "tests.tasks.transport.app"
 HOST = "mon"
 
 

@@ -6,8 +6,8 @@
 - ``ForkLauncher`` loads the recognizer once in the runner (torch limited to one thread
   *before* anything runs, so no OpenMP pool exists to be broken by ``fork``), then
   forks a child per instance that runs a solo Celery worker on the preloaded model.
-  The model's tensors are shared copy-on-write; a child is consuming in about a second.
-  The parent never runs inference.
+  The model's tensors are shared copy-on-write; a child loads nothing before it
+  consumes. The parent never runs inference.
 
 Either way a worker dies with the runner (``PR_SET_PDEATHSIG``: SIGTERM, a warm
 shutdown) so a killed runner leaves no orphan, and a restarted one starts afresh.
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib
 import logging
 import os
 import signal
@@ -24,9 +25,14 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Protocol
+
+import boto3
+import botocore.loaders
+import botocore.session
 
 log = logging.getLogger("facefleet.runner")
 
@@ -164,32 +170,27 @@ def share_botocore_loader() -> None:
     """Make every botocore session of this process (and its forked children) share one
     data loader, as the clients of one session already do.
 
-    Each new session otherwise re-parses endpoints.json and the service models: about
-    0.7 s of CPU per session, twice per Celery worker start (kombu's SQS channel and the
-    S3 result backend), which 15 workers starting at once would pay on two cores.
+    Each new session otherwise re-parses endpoints.json and the service models: CPU
+    paid twice per Celery worker start (kombu's SQS channel and the S3 result backend),
+    and by 15 workers starting at once on a small machine.
     """
-    import botocore.loaders
-    import botocore.session
-
     if getattr(botocore.session.create_loader, "facefleet_shared", False):
         return
-    loaders: dict[object, botocore.loaders.Loader] = {}
+    loaders: dict[str | None, botocore.loaders.Loader] = {}
     original = botocore.loaders.create_loader
 
-    def shared(search_path_string: object = None) -> botocore.loaders.Loader:
+    def shared(search_path_string: str | None = None) -> botocore.loaders.Loader:
         if search_path_string not in loaders:
             loaders[search_path_string] = original(search_path_string)
         return loaders[search_path_string]
 
     shared.facefleet_shared = True  # type: ignore[attr-defined]
-    botocore.session.create_loader = shared  # type: ignore[assignment]
+    botocore.session.create_loader = shared
 
 
 def warm_worker_imports(app: Any) -> None:
     """Import what ``celery worker`` imports and build the result backend once, in the
     parent, so a forked child starts consuming in a fraction of a second."""
-    import importlib
-
     for module in ("celery.bin.celery", "celery.bin.worker", "celery.apps.worker",
                    "celery.worker.consumer", "celery.worker.components",
                    "celery.concurrency.solo", "kombu.transport.SQS", "celery.backends.s3"):
@@ -197,8 +198,6 @@ def warm_worker_imports(app: Any) -> None:
     app.finalize(auto=True)
     _ = app.backend  # the S3 backend's boto3 resource, pools closed before forking
     # kombu's SQS channel makes its own boto3 session in the child: parse its model now.
-    import boto3
-
     session = boto3.session.Session()
     session.client("sqs", region_name="us-east-1")
     session.client("s3", region_name="us-east-1")
@@ -215,20 +214,21 @@ class ForkLauncher:
         self.worker_args = worker_args
         self.log_dir = log_dir
         # One intra-op thread *before* torch runs anything: no OpenMP pool is created,
-        # so nothing is left half-alive in the forked children.
+        # so nothing is left half-alive in the forked children. Hence the deferred
+        # imports: OpenMP reads its variable when torch's libraries load.
         os.environ["FACEFLEET_TORCH_THREADS"] = "1"
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         import torch
 
+        from tasks.state import preload
+        from tasks.worker import worker_app
+
         torch.set_num_threads(1)
         torch.set_num_interop_threads(1)
         share_botocore_loader()
-        from tasks import app
-        from tasks.worker import preload
-
+        app = worker_app()
         started = time.perf_counter()
-        state = preload(getattr(app, "facefleet_settings", None),
-                        getattr(app, "facefleet_serving", None))
+        state = preload(app.facefleet_settings, app.facefleet_serving)
         warm_worker_imports(app)
         close_boto3_pools(state.s3, state.sqs, app.backend)
         self.app = app
@@ -266,8 +266,6 @@ class ForkLauncher:
             except SystemExit as exit_:
                 code = exit_.code if isinstance(exit_.code, int) else 1
             except BaseException:  # the child must never return into the runner
-                import traceback
-
                 traceback.print_exc()
             finally:
                 sys.stdout.flush()

@@ -1,0 +1,191 @@
+"""How every facefleet process talks to AWS: one boto3 client factory, and one reading
+of AWS's answers (error codes, queue depth).
+
+Clients are built here and nowhere else, from :class:`config.settings.Settings` (the
+endpoint: the embedded moto server or AWS itself) and a *purpose* that picks the
+connection pool, timeouts and retries for how the client is used:
+
+- ``default`` (provisioning, controller, runner, benchmarks): botocore's defaults;
+- ``interactive`` (command line, gallery, the web tier's fleet reads): fail within
+  seconds, since a person or a request thread waits;
+- ``request`` (the web tier's task client): one pooled connection per waiting request
+  thread, and short timeouts, so a dead endpoint fails a request, never hangs it;
+- ``worker`` (a worker's S3 and SQS calls): no client-side validation of parameters
+  the task built itself, and S3 checksums only where S3 requires them; both cost CPU
+  on every call of the hot path.
+
+The request path's S3 GET/PUT in workers go through :mod:`tasks.objectstore` (minio),
+with the same endpoint and credentials (:func:`endpoint_kwargs`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Literal, TypedDict
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
+
+from config.errors import FacefleetError
+from config.settings import EMBEDDED_CREDENTIALS, Settings
+
+if TYPE_CHECKING:
+    from types_boto3_ec2 import EC2Client
+    from types_boto3_s3 import S3Client
+    from types_boto3_sns import SNSClient
+    from types_boto3_sqs import SQSClient
+    from types_boto3_sqs.literals import QueueAttributeFilterType
+
+Purpose = Literal["default", "interactive", "request", "worker"]
+
+_STANDARD_RETRIES: Any = {"max_attempts": 3, "mode": "standard"}
+PURPOSES: dict[str, Config | None] = {
+    "default": None,
+    "interactive": Config(connect_timeout=3, read_timeout=15,
+                          retries={"max_attempts": 2, "mode": "standard"}),
+    "request": Config(max_pool_connections=256, connect_timeout=5, read_timeout=30,
+                      retries=_STANDARD_RETRIES),
+    "worker": Config(max_pool_connections=16, retries=_STANDARD_RETRIES,
+                     parameter_validation=False,
+                     request_checksum_calculation="when_required",
+                     response_checksum_validation="when_required"),
+}
+
+#: S3 error codes meaning "no such object" (GetObject says NoSuchKey, HeadObject 404).
+MISSING_OBJECT = frozenset({"NoSuchKey", "404", "NotFound"})
+NO_SUCH_BUCKET = "NoSuchBucket"
+#: SQS error codes meaning "no such queue" (query and JSON protocols, moto).
+MISSING_QUEUE = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist",
+                           "NonExistentQueue"})
+#: S3 error codes of a conditional write that lost a race.
+CONFLICT = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412", "409"})
+
+
+class EndpointKwargs(TypedDict, total=False):
+    """Where a client connects and as whom (boto3.client's keyword arguments)."""
+
+    region_name: str
+    endpoint_url: str
+    aws_access_key_id: str
+    aws_secret_access_key: str
+
+
+def endpoint_kwargs(settings: Settings) -> EndpointKwargs:
+    """Region, and on the embedded endpoint its URL and fixed keys (moto takes any; on
+    AWS the credential chain applies: environment, profile, instance role)."""
+    if settings.aws_endpoint is None:
+        return EndpointKwargs(region_name=settings.region)
+    return EndpointKwargs(
+        region_name=settings.region, endpoint_url=settings.aws_endpoint,
+        aws_access_key_id=EMBEDDED_CREDENTIALS["aws_access_key_id"],
+        aws_secret_access_key=EMBEDDED_CREDENTIALS["aws_secret_access_key"])
+
+
+def s3_client(settings: Settings, purpose: Purpose = "default") -> S3Client:
+    """An S3 client on the configured endpoint, for ``purpose``."""
+    return boto3.client("s3", config=PURPOSES[purpose], **endpoint_kwargs(settings))
+
+
+def sqs_client(settings: Settings, purpose: Purpose = "default") -> SQSClient:
+    """An SQS client on the configured endpoint, for ``purpose``."""
+    return boto3.client("sqs", config=PURPOSES[purpose], **endpoint_kwargs(settings))
+
+
+def sns_client(settings: Settings, purpose: Purpose = "default") -> SNSClient:
+    """An SNS client on the configured endpoint, for ``purpose``."""
+    return boto3.client("sns", config=PURPOSES[purpose], **endpoint_kwargs(settings))
+
+
+def ec2_client(settings: Settings, purpose: Purpose = "default") -> EC2Client:
+    """An EC2 client on the configured endpoint, for ``purpose``."""
+    return boto3.client("ec2", config=PURPOSES[purpose], **endpoint_kwargs(settings))
+
+
+def client(settings: Settings, service: str, purpose: Purpose = "default") -> Any:
+    """A client of any other ``service`` (IAM in tests), on the same terms."""
+    session = boto3.session.Session()
+    return session.client(service, config=PURPOSES[purpose],  # type: ignore[call-overload]
+                          **endpoint_kwargs(settings))
+
+
+# ---- reading AWS's answers ---------------------------------------------------------
+
+#: What a boto3 call may raise instead of answering: AWS's refusals, botocore's own
+#: errors (connection, timeout, credentials), an endpoint's unparseable answer.
+CALL_ERRORS = (ClientError, BotoCoreError, ResponseParserError, OSError)
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of ``exc`` (a botocore ClientError, or anything with ``code``)."""
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return str(getattr(exc, "code", "") or "")
+
+
+def is_missing(exc: BaseException) -> bool:
+    """True when ``exc`` says the S3 object does not exist (the bucket does)."""
+    return error_code(exc) in MISSING_OBJECT
+
+
+class QueueDepthError(FacefleetError):
+    """SQS answered GetQueueAttributes without usable counts."""
+
+    default_code = "bad_queue_attributes"
+
+
+VISIBLE: Final = "ApproximateNumberOfMessages"
+IN_FLIGHT: Final = "ApproximateNumberOfMessagesNotVisible"
+DELAYED: Final = "ApproximateNumberOfMessagesDelayed"
+DEPTH_ATTRIBUTES: tuple[QueueAttributeFilterType, ...] = (VISIBLE, IN_FLIGHT, DELAYED)
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    """Messages in a queue: waiting (``visible``), held by consumers (``in_flight``),
+    and delayed."""
+
+    visible: int
+    in_flight: int
+    delayed: int = 0
+
+    def total(self, count_delayed: bool = False) -> int:
+        """Messages that need a worker: visible + in flight (+ delayed when asked)."""
+        return self.visible + self.in_flight + (self.delayed if count_delayed else 0)
+
+    def to_dict(self) -> dict[str, int]:
+        """JSON form."""
+        return {"visible": self.visible, "in_flight": self.in_flight, "delayed": self.delayed}
+
+
+def parse_queue_depth(attributes: Mapping[Any, object]) -> QueueDepth:
+    """A GetQueueAttributes ``Attributes`` map as a QueueDepth.
+
+    Visible and in-flight counts are required, delayed defaults to 0; a missing,
+    non-integer or negative count raises QueueDepthError.
+    """
+    values: dict[str, int] = {}
+    for name in DEPTH_ATTRIBUTES:
+        raw = attributes.get(name)
+        if raw is None:
+            if name == DELAYED:
+                values[name] = 0
+                continue
+            raise QueueDepthError(f"SQS did not return {name}")
+        try:
+            value = int(str(raw).strip())
+        except ValueError:
+            raise QueueDepthError(f"SQS returned {name}={raw!r}, not an integer") from None
+        if value < 0:
+            raise QueueDepthError(f"SQS returned a negative {name}={value}")
+        values[name] = value
+    return QueueDepth(values[VISIBLE], values[IN_FLIGHT], values[DELAYED])
+
+
+def read_queue_depth(sqs: SQSClient, queue_url: str) -> QueueDepth:
+    """One GetQueueAttributes call; botocore's errors and QueueDepthError propagate."""
+    response = sqs.get_queue_attributes(QueueUrl=queue_url,
+                                        AttributeNames=list(DEPTH_ATTRIBUTES))
+    return parse_queue_depth(response.get("Attributes") or {})

@@ -1,0 +1,74 @@
+"""config.aws: the client factory's purposes, AWS error codes, queue depth parsing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from botocore.validate import ParamValidationDecorator
+
+from config import aws
+from config.aws import QueueDepth, QueueDepthError, error_code, is_missing, parse_queue_depth
+from config.settings import Settings
+
+
+def test_clients_aim_at_the_configured_endpoint_with_their_purpose() -> None:
+    settings = Settings.from_env({"FACEFLEET_AWS_ENDPOINT": "http://127.0.0.1:1"})
+    request = aws.sqs_client(settings, "request")
+    assert request.meta.endpoint_url == "http://127.0.0.1:1"
+    assert request.meta.config.max_pool_connections == 256
+    # The worker's clients skip botocore's parameter validation (its CPU on the hot path).
+    assert isinstance(aws.s3_client(settings)._serializer, ParamValidationDecorator)
+    assert not isinstance(aws.s3_client(settings, "worker")._serializer,
+                          ParamValidationDecorator)
+    assert aws.s3_client(settings, "interactive").meta.config.connect_timeout == 3
+    real = aws.ec2_client(Settings.from_env({"FACEFLEET_AWS_ENDPOINT": "aws",
+                                             "AWS_DEFAULT_REGION": "eu-west-1"}))
+    assert real.meta.region_name == "eu-west-1" and "amazonaws.com" in real.meta.endpoint_url
+
+
+def _client_error(code: str) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": "m"}}, "GetObject")
+
+
+@pytest.mark.parametrize(("code", "missing"), [
+    ("NoSuchKey", True), ("404", True), ("NotFound", True), ("NoSuchBucket", False),
+    ("AccessDenied", False),
+])
+def test_is_missing_means_no_such_object(code: str, missing: bool) -> None:
+    assert error_code(_client_error(code)) == code
+    assert is_missing(_client_error(code)) is missing
+    assert not is_missing(ValueError("NoSuchKey"))
+
+
+@pytest.mark.parametrize(("attrs", "expected"), [
+    ({"ApproximateNumberOfMessages": "3", "ApproximateNumberOfMessagesNotVisible": "2",
+      "ApproximateNumberOfMessagesDelayed": "1"}, QueueDepth(3, 2, 1)),
+    ({"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"},
+     QueueDepth(0, 0, 0)),
+    ({"ApproximateNumberOfMessages": 7, "ApproximateNumberOfMessagesNotVisible": " 4 "},
+     QueueDepth(7, 4, 0)),
+])
+def test_parse_queue_depth(attrs: dict[str, Any], expected: QueueDepth) -> None:
+    assert parse_queue_depth(attrs) == expected
+
+
+@pytest.mark.parametrize(("attrs", "match"), [
+    ({}, "ApproximateNumberOfMessages"),
+    ({"ApproximateNumberOfMessages": "1"}, "NotVisible"),
+    ({"ApproximateNumberOfMessages": "x", "ApproximateNumberOfMessagesNotVisible": "0"},
+     "not an integer"),
+    ({"ApproximateNumberOfMessages": "-1", "ApproximateNumberOfMessagesNotVisible": "0"},
+     "negative"),
+])
+def test_parse_queue_depth_rejects_bad_data(attrs: dict[str, Any], match: str) -> None:
+    with pytest.raises(QueueDepthError, match=match):
+        parse_queue_depth(attrs)
+
+
+def test_total_counts_in_flight_and_optionally_delayed() -> None:
+    load = QueueDepth(visible=2, in_flight=3, delayed=4)
+    assert load.total() == 5
+    assert load.total(count_delayed=True) == 9
+    assert load.to_dict() == {"visible": 2, "in_flight": 3, "delayed": 4}
