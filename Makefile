@@ -1,4 +1,4 @@
-# facefleet: one-command install, run and test (DESIGN.md §7).
+# facefleet: one-command install, run and test (README.md, "The two commands").
 SHELL := /bin/bash
 PY ?= python3
 VENV := .venv

@@ -1,2 +1,2 @@
 """Queue-depth autoscaler: metrics, a pure policy, fleet back ends, the controller loop,
-the embedded runner and a policy simulator (DESIGN.md §5)."""
+the embedded runner and a policy simulator (docs/autoscaler.md)."""

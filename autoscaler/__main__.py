@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 
+from autoscaler import logs
 from autoscaler.ec2 import Ec2Fleet
 from autoscaler.idle import CeleryActivityProbe
 from autoscaler.loop import Controller
@@ -43,10 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--once", action="store_true", help="run one tick and exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every tick")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    for noisy in ("botocore", "boto3", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logs.setup(args.verbose)
     try:
         settings = Settings.from_env()
         scaler = AutoscalerSettings.from_env()

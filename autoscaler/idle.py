@@ -1,4 +1,4 @@
-"""Which workers hold a task: the input of the scale-in choice (DESIGN.md §5).
+"""Which workers hold a task: the input of the scale-in choice (docs/autoscaler.md).
 
 An instance is stopped only when its worker holds no task, or after a warm shutdown
 that lets the task in hand finish. So when some instances must go, the controller asks
@@ -89,8 +89,8 @@ class CeleryActivityProbe:
 
     def warm(self) -> None:
         """One broadcast ahead of need, in the background: the first broadcast of a
-        process gets no replies at all over the monitoring transport (measured on moto:
-        1.5–6 s for nothing), the ones after it answer in ~50 ms. Until it is done the
+        process gets no replies at all over the monitoring transport (its reply queue is
+        still being set up), the ones after it answer promptly. Until it is done the
         probe answers None (the plan falls back to slots) rather than stall a tick, and
         the Celery app is never used from two threads at once."""
         def ping() -> None:

@@ -1,4 +1,4 @@
-"""Recognition quality on the 5-celebrity set (DESIGN.md §8), with the shipped pipeline.
+"""Recognition quality on the 5-celebrity set (bars: docs/benchmarks.md), with the shipped pipeline.
 
     python -m bench.accuracy            # the configured weights (default msceleb-128)
     python -m bench.accuracy --sweep    # also compare margins, flip TTA, face choice
@@ -35,7 +35,7 @@ from recognition.pipeline import DEFAULT_MARGIN, Recognizer, primary_index
 from recognition.weights.sdist import celebrity_dataset
 
 BARS = {"top1": 25, "open_set_rejection": 0.96, "auc": 0.99}
-#: DESIGN.md §8: a plain pipeline (margin 10, prewhitening, nearest neighbour) scored this.
+#: The design's baseline: a plain pipeline (margin 10, prewhitening, nearest neighbour) scored this.
 PLAIN_PIPELINE_AUC = 0.988
 
 

@@ -9,7 +9,7 @@ every mode sees the same machine, times one request at a time of the same image:
 - ``signal``: ``RecognitionClient.submit`` + ``wait`` with the SQS reply-queue signal;
 - ``celery_poll``: the same, awaited with Celery's ``AsyncResult.get`` (S3, 0.5 s).
 
-The overhead of a mode is its percentile minus the in-process one (DESIGN.md §8 bars:
+The overhead of a mode is its percentile minus the in-process one (the bars:
 p50 ≤ +60 ms, p99 ≤ +200 ms). Writes ``results/completion.json`` and ``.png``.
 """
 

@@ -1,5 +1,5 @@
 """End-to-end cost of the serving path on a warm stack, against the in-process recognizer
-measured in the same run on the same machine (DESIGN.md §8).
+measured in the same run on the same machine (bars: docs/benchmarks.md).
 
     make up                      # or: python -m deploy.stack up
     python -m bench.e2e --url http://127.0.0.1:8000
@@ -193,8 +193,7 @@ def saturation(url: str, name: str, data: bytes, processes: int, pinning: Pinnin
     """Interleaved rounds: ``processes`` in-process recognizers flat out for ``duration``
     s, then ``requests_ / rounds`` requests through the stack at ``concurrency`` clients.
 
-    This shared machine's speed drifts by 10-20 % within a minute (measured: the
-    in-process rate of 10 s rounds 25 s apart ranged 9.0-11.5 img/s in one run), so
+    A shared machine's speed drifts by 10-20 % within a minute (docs/benchmarks.md), so
     many short rounds let both sides sample the same drift. Each stack round is rated by
     :func:`steady_rate`; the ratio is the pooled stack rate over the pooled
     in-process rate, with each round's ratio kept.

@@ -1,4 +1,4 @@
-"""Recognizer speed: preloaded + batched vs the naive per-request reference (DESIGN.md §8).
+"""Recognizer speed: preloaded + batched vs the naive per-request reference.
 
     python -m bench.recognizer [--images 32] [--naive 6] [--batches 1,4,8,16]
 

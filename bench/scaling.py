@@ -1,4 +1,4 @@
-"""Autoscaling acceptance on the embedded stack (DESIGN.md §8, issue 4).
+"""Autoscaling acceptance on the embedded stack (bars: docs/benchmarks.md).
 
     python -m bench.scaling            # 1000 requests at 100 clients; max 15, 4, 2, 1; kill run
     python -m bench.scaling --quick    # 200 requests at 40 clients (while others share the CPU)
@@ -62,9 +62,9 @@ DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cse546
 FIRST_RESULT_BAR_S = 5.0
 SCALE_IN_BAR_S = 2.0
 THROUGHPUT_BAR = 0.9
-# A DescribeInstances of a 15-instance fleet costs moto ~35 ms of CPU (it renders ~2 ms of
-# XML per instance): sampling at 10 Hz took ~0.4 of this machine's 2 cores from the
-# system under test. 4 Hz keeps the timing bars' resolution (≤ 0.25 s) at 0.15 cores.
+# Each sample is a DescribeInstances, which costs moto much CPU (docs/benchmarks.md): 4 Hz
+# keeps the timing bars' resolution (≤ 0.25 s) without taking a noticeable share of the
+# CPU from the system under test.
 SAMPLE_EVERY_S = 0.25
 
 

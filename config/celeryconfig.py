@@ -133,7 +133,7 @@ def celery_config(
         # A STARTED state would cost one more S3 write per request on the hot path.
         "task_track_started": False,
         # Plain SQS has no broadcast: remote control and events come from the SNS
-        # fanout transport extension (DESIGN.md §6), merged in by monitoring.apply below
+        # fanout transport extension (docs/monitoring.md), merged in by monitoring.apply
         # (FACEFLEET_MONITORING=false keeps plain SQS with both off).
         "worker_enable_remote_control": False,
         "worker_send_task_events": False,

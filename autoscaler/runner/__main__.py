@@ -10,6 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
+from autoscaler import logs
 from autoscaler.ec2 import Ec2Fleet
 from autoscaler.runner.drain import CeleryDrainer
 from autoscaler.runner.launchers import CommandLauncher, ForkLauncher, Launcher
@@ -32,10 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-dir", type=Path, default=None,
                         help="folder for one log file per worker (default: discard)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    for noisy in ("botocore", "boto3", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logs.setup()
     try:
         settings = Settings.from_env()
         scaler = AutoscalerSettings.from_env()

@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cold-boot", type=float, default=d.cold_boot_s, help="seconds (40)")
     p.add_argument("--warm-start", type=float, default=d.warm_start_s, help="seconds (15)")
     p.add_argument("--service-time", type=float, default=d.service_s,
-                   help="seconds per request (0.13, measured by bench.recognizer)")
+                   help="seconds per request (default 0.13: bench.recognizer's mean)")
     p.add_argument("--service-from", type=Path,
                    help="take the service time from a bench.recognizer JSON (its mean "
                         "batch-1 latency); overrides --service-time")

@@ -6,14 +6,14 @@ Boot delays (defaults, seconds; override on the command line):
   ~1.5 s for the RunInstances call, ~5 s pending→running and ~17 + ~6 s from running
   to SSH open: ~29 s to a booted OS (M. Sweet, "EC2 Launch Times", 2023, reports the
   same order, Amazon Linux 2023 fastest). Our worker then imports torch and loads the
-  model: ~10 s (the runner's preload measured 8-14 s on this 2-core machine).
+  model: ~10 s (the runner's measured preload: docs/benchmarks.md).
 - ``warm_start_s`` = 15: StartInstances of a stopped warm-pool instance. Same ~5 s
   pending→running; the root volume is already hydrated (the slow part of a first boot,
   see the EBS discussion of "Making EC2 boot time faster", 2024) so the OS is up in
   ~5 s; the worker start from a warm page-cache-less disk ~5 s.
 - ``service_s`` = 0.13: the mean per-image latency of a preloaded recognizer on one
-  torch thread, measured by ``python -m bench.recognizer`` on 2026-11-25 (mean 131 ms,
-  p50 117 ms, 5-celebrity photos; a CSE546 64×64 image is faster). Pass
+  torch thread, as ``python -m bench.recognizer`` measures it on 5-celebrity photos
+  (docs/benchmarks.md; a CSE546 64×64 image is faster). Pass
   ``--service-from results/recognizer.json`` to take it from a fresh run, with a
   lognormal spread (coefficient of variation ``service_cv`` = 0.2).
 Billing: EC2 Linux on-demand bills per second with a 60 s minimum each time an

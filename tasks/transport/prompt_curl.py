@@ -4,8 +4,7 @@ kombu's pycurl client hands libcurl's timer requests (milliseconds) to the event
 ``call_later`` (seconds): when libcurl asks to be woken in 1 ms to send the next
 ReceiveMessage, it is woken a second later, or at the client's 1 s housekeeping tick.
 A worker that just finished a task therefore has no long poll in flight for up to a
-second, and every request that arrives meanwhile waits for the tick (measured here:
-pick-up times aligned on whole seconds, about 0.5 s added on average).
+second, and every request that arrives meanwhile waits for the tick.
 
 :class:`PromptCurlClient` converts the unit; :func:`install_prompt_client` puts it on
 the worker's event loop before the SQS channel makes its asynchronous connection.

@@ -1,8 +1,7 @@
 """Long-poll again the moment a prefetch slot frees: no timer delay, no re-check churn.
 
-Why a finished task's next request waited up to a second (measured here, one worker,
-one request at a time: about half of the pick-ups took 400-880 ms, with prefork and
-with solo alike):
+Why a finished task's next request could wait up to a second, with prefork and with
+solo alike (the figures: docs/benchmarks.md):
 
 - Celery defers a task's ack with ``hub.call_soon(message.ack_log_error)``;
 - kombu's asynchronous SQS consumer, while every prefetch slot is held, re-checks the

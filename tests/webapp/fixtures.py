@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import shutil
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from playwright.sync_api import Browser, sync_playwright
 
 from config.settings import Settings
 from deploy.embedded_aws import stop_process
@@ -25,6 +27,12 @@ from tests.webapp.stack import WebStack, start_gunicorn, start_worker, wait_http
 
 API_KEY = "test-key"
 WORKERS = 2
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+#: Where browser tests leave their screenshots.
+RESULTS = Path(__file__).resolve().parents[2] / "results"
 
 
 def unique_settings(endpoint: str, **changes: object) -> Settings:
@@ -88,3 +96,16 @@ def enrolled_stack(web_stack: WebStack, cse546_dir: Path) -> WebStack:
         web_stack.enrolled[label] = [data for _, data in photos]
     web_stack.sample = ("Paul", web_stack.enrolled["Paul"][0])
     return web_stack
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """A headless Debian chromium; skips with the fix when it is not installed."""
+    if shutil.which("chromium") is None and not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is missing: run `make browser` (apt-get install chromium)")
+    with sync_playwright() as pw:
+        instance = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield instance
+        finally:
+            instance.close()

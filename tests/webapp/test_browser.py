@@ -6,22 +6,16 @@ group photo the names stay readable, inside the picture and apart.
 from __future__ import annotations
 
 import io
-import shutil
 from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
+from playwright.sync_api import Browser, Page
 
 from recognition.weights.sdist import celebrity_dataset
-from tests.webapp.fixtures import API_KEY
+from tests.webapp.fixtures import API_KEY, RESULTS
 from tests.webapp.stack import WebStack
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-RESULTS = Path(__file__).resolve().parents[2] / "results"
 #: On-screen font size of a name label, in CSS pixels, whatever the image's pixel size.
 LABEL_PX = (10.0, 24.0)
 #: Where each name label is and how big its font is on screen (CSS pixels).
@@ -31,34 +25,28 @@ LABELS_JS = """() => Array.from(document.querySelectorAll("[data-testid=face-nam
                    px: parseFloat(t.getAttribute("font-size")) * t.getScreenCTM().a}; })"""
 
 
-@pytest.fixture(scope="module")
-def browser():  # type: ignore[no-untyped-def]
-    """A headless Debian chromium; skips with the fix when it is not installed."""
-    if shutil.which("chromium") is None and not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is missing: run `make browser` (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
+def recognise_on_page(browser: Browser, url: str, photo: Path, viewport: dict[str, int],
+                      timeout_ms: int = 60_000) -> tuple[Page, list[str]]:
+    """Open the upload page, recognise ``photo`` through it, and return the page (to
+    close) with the JavaScript errors it raised."""
+    page = browser.new_page(viewport=viewport)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(url + "/")
+    page.set_input_files("#image-input", str(photo))
+    page.click("#submit-button")
+    page.wait_for_selector("#result[data-state=done]", timeout=timeout_ms)
+    return page, errors
 
-    with sync_playwright() as pw:
-        instance = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield instance
-        finally:
-            instance.close()
 
-
-def test_upload_page_draws_boxes_and_names(browser, enrolled_stack: WebStack,  # type: ignore[no-untyped-def]
+def test_upload_page_draws_boxes_and_names(browser: Browser, enrolled_stack: WebStack,
                                            tmp_path: Path) -> None:
     name, data = enrolled_stack.sample
     photo = tmp_path / "probe.jpg"
     photo.write_bytes(data)
-    page = browser.new_page(viewport={"width": 1100, "height": 800})
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page, errors = recognise_on_page(browser, enrolled_stack.url, photo,
+                                     {"width": 1100, "height": 800})
     try:
-        page.goto(enrolled_stack.url + "/")
-        page.set_input_files("#image-input", str(photo))
-        page.click("#submit-button")
-        page.wait_for_selector("#result[data-state=done]", timeout=60_000)
         boxes = page.locator("[data-testid=face-box]")
         assert boxes.count() >= 1
         assert boxes.first.get_attribute("data-identity") == name
@@ -81,7 +69,7 @@ def test_upload_page_draws_boxes_and_names(browser, enrolled_stack: WebStack,  #
     assert errors == []
 
 
-def test_upload_page_shows_clear_error(browser, enrolled_stack: WebStack,  # type: ignore[no-untyped-def]
+def test_upload_page_shows_clear_error(browser: Browser, enrolled_stack: WebStack,
                                        tmp_path: Path) -> None:
     text = tmp_path / "notes.jpg"
     text.write_text("this is not a photo")
@@ -135,7 +123,7 @@ def _overlap(a: dict[str, Any], b: dict[str, Any]) -> float:
 
 
 def test_group_photo_labels_are_readable_inside_and_apart(
-        browser, enrolled_stack: WebStack, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+        browser: Browser, enrolled_stack: WebStack, tmp_path: Path) -> None:
     # A long name, so that some label has to be shortened; removed again at the end.
     name = "Jerry Seinfeld the Comedian"
     url = f"{enrolled_stack.url}/api/v1/identities/{name}"
@@ -146,14 +134,9 @@ def test_group_photo_labels_are_readable_inside_and_apart(
     assert r.status_code == 201, r.text
     photo = tmp_path / "group.jpg"
     photo.write_bytes(_group_photo(enrolled_stack.settings.cache_dir))
-    page = browser.new_page(viewport={"width": 1100, "height": 900})
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page, errors = recognise_on_page(browser, enrolled_stack.url, photo,
+                                     {"width": 1100, "height": 900}, timeout_ms=120_000)
     try:
-        page.goto(enrolled_stack.url + "/")
-        page.set_input_files("#image-input", str(photo))
-        page.click("#submit-button")
-        page.wait_for_selector("#result[data-state=done]", timeout=120_000)
         img = page.locator("#preview").bounding_box()
         assert img and img["width"] < 1000  # shown well below its 2000 px
         labels = page.evaluate(LABELS_JS)

@@ -19,6 +19,7 @@ import pytest
 import requests
 from flask import Flask
 from PIL import Image
+from playwright.sync_api import Browser
 
 from autoscaler.loop import Controller
 from autoscaler.memory import MemoryFleet
@@ -31,8 +32,8 @@ from config.settings import Settings
 from deploy.embedded_aws import stop_process
 from tasks.transport.naming import sanitize
 from tests.tasks.transport.conftest import wait_for
+from tests.webapp.fixtures import RESULTS
 from tests.webapp.stack import WebStack, start_gunicorn
-from tests.webapp.test_browser import CHROMIUM, CHROMIUM_ARGS, RESULTS
 from webapp import create_app
 
 WORKERS = {f"web{n}@{socket.gethostname()}" for n in range(2)}
@@ -260,22 +261,7 @@ def test_gunicorn_shutdown_removes_the_listener_queue(web_stack: WebStack,
     assert subscribed(web_stack.settings, node) == []
 
 
-@pytest.fixture(scope="module")
-def browser():  # type: ignore[no-untyped-def]
-    """A headless Debian chromium; skips with the fix when it is not installed."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is missing: run `make browser` (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        instance = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield instance
-        finally:
-            instance.close()
-
-
-def test_page_shows_workers_tasks_and_fleet_live(browser, web_stack: WebStack  # type: ignore[no-untyped-def]
+def test_page_shows_workers_tasks_and_fleet_live(browser: Browser, web_stack: WebStack
                                                  ) -> None:
     settings = web_stack.settings
     key = settings.fleet_state_key
