@@ -62,6 +62,8 @@ class Proc:
     name: str
     pid: int
     log: str
+    #: Where this process's own output starts in ``log`` (logs are appended across runs).
+    log_start: int = 0
 
     def alive(self) -> bool:
         """True while the process exists and is not a zombie."""
@@ -81,11 +83,12 @@ def _spawn(name: str, cmd: list[str], env: dict[str, str], logs: Path,
            cpus: frozenset[int] | None = None) -> Proc:
     log_path = logs / f"{name}.log"
     with open(log_path, "ab") as log:
+        start = log.tell()
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True,
                                 preexec_fn=pin_to(cpus))
     _CHILDREN[proc.pid] = proc
-    return Proc(name, proc.pid, str(log_path))
+    return Proc(name, proc.pid, str(log_path), start)
 
 
 def _stop(procs: list[Proc], timeout: float = 30.0) -> None:
@@ -135,8 +138,12 @@ def _wait_for(what: str, ready: Callable[[], bool], procs: list[Proc],
 
 
 def _log_has(proc: Proc, *needles: str) -> bool:
+    """True when this run of ``proc`` has logged every one of ``needles`` (what an
+    earlier run left in the same file does not count)."""
     try:
-        text = Path(proc.log).read_text(errors="replace")
+        with open(proc.log, "rb") as log:
+            log.seek(proc.log_start)
+            text = log.read().decode(errors="replace")
     except OSError:
         return False
     return all(n in text for n in needles)

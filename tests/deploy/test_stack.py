@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 from deploy.embedded_aws import free_port
+from deploy.stack import Proc, _log_has
 from recognition.weights.sdist import celebrity_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,3 +66,14 @@ def test_stack_up_status_down(tmp_path: Path) -> None:
             Path(f"/proc/{proc['pid']}/stat").read_text().split()[2] == "Z"
     after = _stack("status", env)
     assert after.returncode == 1 and json.loads(after.stdout)["up"] is False
+
+
+def test_readiness_reads_only_this_runs_log(tmp_path: Path) -> None:
+    """Logs are appended across runs: an earlier run's "ready." must not count."""
+    log = tmp_path / "worker-1.log"
+    log.write_text("worker-1@vm ready.\nrecognizer loaded\n")
+    proc = Proc("worker-1", 1, str(log), log_start=log.stat().st_size)
+    assert not _log_has(proc, " ready.")
+    with log.open("a") as f:
+        f.write("recognizer loaded in 1 s\nworker-1@vm ready.\n")
+    assert _log_has(proc, " ready.", "recognizer loaded")
