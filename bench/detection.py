@@ -1,6 +1,6 @@
 """Detection probability of true faces and of false detections: the reporting threshold.
 
-    python -m bench.detection [--margin 0.05] [--allow 0.002] [--step 0.05]
+    python -m bench.detection [--margin 0.05] [--allow 0.002] [--step 0.01]
 
 MTCNN's last stage passes anything it scores at probability ≥ 0.7, and hands, arms, a
 bow tie or a second box half on a face get there. ``REPORT_MIN_PROBABILITY`` in
@@ -653,8 +653,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--allow", type=float, default=0.002,
                         help="share of true-face observations that may fall below the "
                              "threshold (default 0.002: 1 in 500)")
-    parser.add_argument("--step", type=float, default=0.05,
-                        help="the threshold is a multiple of this (default 0.05)")
+    parser.add_argument("--step", type=float, default=0.01,
+                        help="the threshold is a multiple of this (default 0.01)")
     parser.add_argument("--seed", type=int, default=0, help="crops and textures (default 0)")
     parser.add_argument("--cse546", type=Path, default=CSE546_DIR,
                         help="the CSE546 reference data (default ../shared/data/cse546)")
