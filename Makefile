@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: install install-test browser weights run up down status test lint bench clean
+.PHONY: install install-test browser systemd weights run up down status test lint bench clean
 
 install: $(STAMP)
 
@@ -18,7 +18,7 @@ $(STAMP): requirements.txt requirements-nodeps.txt
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps -r requirements-nodeps.txt
 	touch $@
 
-install-test: $(TEST_STAMP) browser
+install-test: $(TEST_STAMP) browser systemd
 
 $(TEST_STAMP): $(STAMP) requirements-test.txt
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements-test.txt
@@ -30,6 +30,13 @@ browser:
 	  echo "installing Debian's chromium for the browser tests"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || sudo sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null'; }
+
+# Debian's systemd package brings systemd-analyze, which verifies the instances' units.
+systemd:
+	@command -v systemd-analyze >/dev/null || { \
+	  echo "installing Debian's systemd for systemd-analyze (unit verification)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null) \
+	  || sudo sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null'; }
 
 # Obtain, convert and verify the default offline weights into the local cache.
 weights: install

@@ -12,6 +12,7 @@ from config.autoscaler import AutoscalerSettings
 from config.dashboard import DashboardSettings
 from config.env import variables, write_value
 from config.monitoring import MonitoringSettings
+from config.node import NodeSettings
 from config.serving import ServingSettings
 from config.settings import Settings
 from config.stack import StackSettings
@@ -20,7 +21,7 @@ from config.web import WebSettings
 #: Every settings class, in the order the reference lists them.
 SETTINGS_CLASSES: tuple[type, ...] = (
     Settings, ServingSettings, WebSettings, DashboardSettings, MonitoringSettings,
-    AutoscalerSettings, StackSettings,
+    AutoscalerSettings, StackSettings, NodeSettings,
 )
 
 HEADER = """# Configuration

@@ -40,6 +40,17 @@ def parse_endpoint(raw: str) -> str | None:
     raise Invalid("must be an http(s) URL or 'aws'")
 
 
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def parse_device(raw: str) -> str:
+    """Where the models run: ``auto`` (a GPU when torch sees one), ``cpu`` or ``cuda``."""
+    device = raw.lower()
+    if device not in DEVICES:
+        raise Invalid("must be auto, cpu or cuda")
+    return device
+
+
 def parse_key(raw: str) -> str:
     """An object key: leading slashes dropped (S3 keys have none)."""
     key = raw.lstrip("/")
@@ -88,6 +99,10 @@ class Settings:
         "FACEFLEET_MIN_FACE_PROBABILITY", REPORT_MIN_PROBABILITY,
         "detection probability below which a face is not listed (an image's best detection "
         "is kept when none reaches it)", minimum=0.0, maximum=1.0)
+    device: str = setting(
+        "FACEFLEET_DEVICE", "auto",
+        "where the models run: `auto` (the GPU when torch sees one), `cpu` or `cuda`",
+        parse=parse_device)
     max_pixels: int = setting("FACEFLEET_MAX_PIXELS", 40_000_000,
                               "largest decoded image in pixels (decompression bombs)",
                               minimum=1)

@@ -68,7 +68,9 @@ class Embedder:
         return np.concatenate(chunks)
 
     def _embed_chunk(self, faces: np.ndarray) -> np.ndarray:
-        batch = torch.from_numpy(np.ascontiguousarray(faces)).permute(0, 3, 1, 2).float()
+        device = next(self.model.parameters()).device  # the model's (cuda on a GPU)
+        batch = torch.from_numpy(np.ascontiguousarray(faces)).to(device)
+        batch = batch.permute(0, 3, 1, 2).float()
         batch = prewhiten(batch) if self.prewhiten else fixed_standardization(batch)
         count = batch.shape[0]
         if self.flip:
@@ -79,4 +81,4 @@ class Embedder:
         out = torch.nn.functional.normalize(out, dim=1)
         if self.flip:
             out = out[:count] + out[count:]
-        return l2_normalise(out.numpy().astype(np.float32))
+        return l2_normalise(out.cpu().numpy().astype(np.float32))

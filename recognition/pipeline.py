@@ -27,7 +27,7 @@ from config import aws
 from config.settings import Settings
 from recognition.detector import Detection, Detector
 from recognition.embedder import Embedder
-from recognition.errors import ImageError, NoFaceError
+from recognition.errors import ImageError, NoFaceError, RecognitionError
 from recognition.gallery import Gallery, Matcher, validate_name
 from recognition.gallery_store import GalleryStore
 from recognition.images import decode_image
@@ -44,6 +44,18 @@ DEFAULT_MARGIN = 10
 PRIMARY_MIN_PROBABILITY = 0.95
 #: Seconds between two checks of the stored gallery's version.
 GALLERY_CHECK_INTERVAL = 1.0
+
+
+def torch_device(name: str) -> str:
+    """The torch device for a ``FACEFLEET_DEVICE`` value: ``auto`` is the GPU when torch
+    sees one (a CUDA build on a machine without a GPU sees none), else the CPU; asking
+    for ``cuda`` where there is none is an error, not a silent fallback."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RecognitionError("FACEFLEET_DEVICE=cuda, but torch sees no GPU (a CPU build "
+                               "of torch, or no driver); use auto or cpu", "no_gpu")
+    return name
 
 
 def primary_index(detections: Sequence[Detection]) -> int | None:
@@ -81,7 +93,7 @@ class Recognizer:
     @classmethod
     def from_settings(
         cls, settings: Settings, s3_client: S3Client | None = None, *, gallery: str | None = None,
-        device: str = "cpu", flip: bool = False,
+        device: str | None = None, flip: bool = False,
     ) -> Recognizer:
         """Obtain weights, check the gallery, then load MTCNN and the embedder.
 
@@ -90,6 +102,7 @@ class Recognizer:
         well under a second.
         """
         torch.set_num_threads(settings.torch_threads)
+        device = torch_device(device or settings.device)
         location = gallery or settings.gallery
         needs_s3 = location.startswith("s3://") or settings.weights.startswith("s3://")
         if s3_client is None and needs_s3:

@@ -25,8 +25,9 @@ from tasks.state import loaded, log_loaded, preload
 def worker_app() -> Celery:
     """The worker's app, configured from the environment (one per process)."""
     app = make_app()
-    app.task(name=RECOGNIZE, base=FacefleetTask)(recognize)
-    app.task(name=ENROLL, base=FacefleetTask)(enroll)
+    # Not shared: Celery would otherwise add them to every app of the process.
+    app.task(name=RECOGNIZE, base=FacefleetTask, shared=False)(recognize)
+    app.task(name=ENROLL, base=FacefleetTask, shared=False)(enroll)
     # Preload before the first task: in the worker itself for solo/threads pools, in
     # each pool child for prefork (whose parent never loads the model).
     signals.worker_init.connect(_preload_in_worker, weak=False)

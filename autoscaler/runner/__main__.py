@@ -12,7 +12,6 @@ from pathlib import Path
 
 from autoscaler import logs
 from autoscaler.ec2 import Ec2Fleet
-from autoscaler.runner.drain import CeleryDrainer
 from autoscaler.runner.launchers import CommandLauncher, ForkLauncher, Launcher
 from autoscaler.runner.sync import Runner
 from config.autoscaler import AutoscalerSettings
@@ -20,6 +19,7 @@ from config.aws import ec2_client
 from config.env import ConfigError
 from config.serving import ServingSettings
 from config.settings import Settings
+from tasks.drain import CeleryDrainer, drain_seconds
 from tasks.factory import make_app
 
 log = logging.getLogger("facefleet.runner")
@@ -62,9 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    drain_s = scaler.runner_drain_s
-    if drain_s is None:  # an open long poll returns within the SQS wait
-        drain_s = serving.wait_time_seconds + 1.0
+    drain_s = drain_seconds(serving, scaler.runner_drain_s)
     runner = Runner(fleet.list, launcher, scaler.runner_stop_timeout_s,
                     drain=CeleryDrainer(make_app(settings, serving), settings.queue),
                     drain_s=drain_s)

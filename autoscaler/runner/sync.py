@@ -3,7 +3,7 @@
 :class:`Runner` is the runner's loop (see :mod:`autoscaler.runner`): it reads the
 instances, starts a worker through its launcher for each running one, and ends the
 worker of an instance that stopped like an instance's shutdown would: drained first
-(:mod:`autoscaler.runner.drain`), then SIGTERM (Celery's warm shutdown: the task in
+(:mod:`tasks.drain`), then SIGTERM (Celery's warm shutdown: the task in
 hand finishes and is acknowledged), then SIGKILL after the stop timeout. A failed EC2
 read changes nothing. A worker that exits while its instance is still running is
 started again (at most once per second).
@@ -45,7 +45,7 @@ class Runner:
     launcher: Launcher
     stop_timeout_s: float = 60.0
     clock: Callable[[], float] = time.monotonic
-    #: Tells the workers of these instance names to stop consuming (runner.drain).
+    #: Tells the workers of these instance names to stop consuming (tasks.drain).
     drain: Callable[[list[str]], bool] | None = None
     #: Seconds between the drain and SIGTERM (the SQS long-poll wait plus a margin).
     drain_s: float = 0.0

@@ -28,6 +28,8 @@ CUSTOM_VALID = {
     "FACEFLEET_WORKER_CPUS": "0",
     "FACEFLEET_SERVICE_CPUS": "0",
     "FACEFLEET_WARM_POOL": "3",
+    "FACEFLEET_IMDS_ENDPOINT": "http://127.0.0.1:9",
+    "FACEFLEET_DEVICE": "cpu",
 }
 #: Texts each custom parser must refuse, and a word its message must hold.
 CUSTOM_INVALID = {
@@ -40,6 +42,8 @@ CUSTOM_INVALID = {
     "FACEFLEET_WORKER_COMMAND": ("celery {oops}", "command line"),
     "FACEFLEET_WORKER_CPUS": ("a", "CPU list"),
     "FACEFLEET_SERVICE_CPUS": ("4096", "does not offer"),
+    "FACEFLEET_IMDS_ENDPOINT": ("169.254.169.254", "http(s) URL"),
+    "FACEFLEET_DEVICE": ("tpu", "auto, cpu or cuda"),
 }
 
 

@@ -30,13 +30,20 @@ def test_importing_tasks_builds_no_app_and_loads_no_model() -> None:
     assert proc.stdout.strip() == "[]"
 
 
-def test_tasks_app_is_the_worker_app_with_the_tasks() -> None:
-    import tasks
-    from tasks.factory import ENROLL, RECOGNIZE
-    from tasks.lifecycle import FacefleetTask
+WORKER_APP = """
+import tasks
+from tasks.factory import ENROLL, RECOGNIZE
+from tasks.lifecycle import FacefleetTask
+app = tasks.app
+assert app is tasks.app, "built once per process"
+assert all(isinstance(app.tasks[name], FacefleetTask) for name in (RECOGNIZE, ENROLL))
+assert app.conf.task_serializer == "json" and app.conf.accept_content == ["json"]
+print("ok")
+"""
 
-    app = tasks.app
-    assert app is tasks.app  # built once per process
-    for name in (RECOGNIZE, ENROLL):
-        assert isinstance(app.tasks[name], FacefleetTask)
-    assert app.conf.task_serializer == "json" and app.conf.accept_content == ["json"]
+
+def test_tasks_app_is_the_worker_app_with_the_tasks() -> None:
+    # In a process of its own: Celery shares tasks between every app of a process.
+    proc = subprocess.run([sys.executable, "-c", WORKER_APP], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr

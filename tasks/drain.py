@@ -1,4 +1,4 @@
-"""Drain a worker before it exits, so no message is lost to an abandoned long poll.
+"""How a worker leaves without losing a message: drained first, then a warm shutdown.
 
 An idle worker always has a ReceiveMessage long poll open (up to
 ``FACEFLEET_SQS_WAIT_TIME`` seconds). If the worker exits while it is open, the queue
@@ -6,21 +6,36 @@ still hands the next message to that poll: the message goes in flight to a clien
 that is gone and stays invisible for the whole visibility timeout, so its request
 times out. A scale-in during a burst hits exactly that.
 
-So the runner ends a worker like an instance's shutdown script would: first
-``celery control cancel_consumer <queue>`` for that worker only (kombu then releases,
-with visibility 0, whatever an open poll still returns), then, once any open poll has
-returned (the SQS wait plus a margin), SIGTERM for Celery's warm shutdown.
+So a leaving worker is first told ``celery control cancel_consumer <queue>`` (that
+worker only; kombu then releases, with visibility 0, whatever an open poll still
+returns), and only once any open poll has returned (:func:`drain_seconds`: the SQS
+wait plus a margin) gets SIGTERM, Celery's warm shutdown: the task in hand finishes and
+is acknowledged.
+
+One implementation for both places a worker leaves: the embedded runner drains its
+forked workers with :class:`CeleryDrainer`, and an instance's worker unit runs
+``python -m deploy.node drain`` as its ``ExecStop`` (:func:`drain_node`), after which
+systemd sends the SIGTERM.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from copy import copy
 from typing import Any
 
-log = logging.getLogger("facefleet.runner")
+from config.serving import ServingSettings
+
+log = logging.getLogger("facefleet.drain")
+
+
+def drain_seconds(serving: ServingSettings, override: float | None = None) -> float:
+    """How long after the drain message a worker may still receive: an open long poll
+    returns within the SQS wait; ``override`` (a setting) wins when given."""
+    return serving.wait_time_seconds + 1.0 if override is None else override
 
 
 class CeleryDrainer:
@@ -51,3 +66,15 @@ class CeleryDrainer:
             log.warning("could not ask %s to stop consuming: %s", ", ".join(names), err)
             return False
         return True
+
+
+def drain_node(app: Any, queue: str, name: str, hostname: str, wait_s: float,
+               sleep: Callable[[float], None] = time.sleep) -> bool:
+    """Drain the worker ``<name>@<hostname>`` and wait out its open long poll; True when
+    the drain message went out (the caller then warm-shuts the worker either way)."""
+    sent = CeleryDrainer(app, queue, hostname)([name])
+    if sent:
+        log.info("draining %s@%s: waiting %.1f s for an open long poll", name, hostname,
+                 wait_s)
+        sleep(wait_s)
+    return sent
