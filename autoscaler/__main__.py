@@ -38,19 +38,34 @@ def activity_probe(settings: Settings, scaler: AutoscalerSettings
     return CeleryActivityProbe(app, scaler.idle_probe_timeout_s)
 
 
+def terminate_all(fleet: Ec2Fleet) -> int:
+    """Terminate every instance of the fleet's role (running, stopped or pending)."""
+    ids = [i.id for i in fleet.list()]
+    fleet.terminate(ids)
+    print(f"terminated {len(ids)} instance(s)" + (f": {', '.join(ids)}" if ids else ""))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, build the controller and run it; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m autoscaler", description=__doc__)
     parser.add_argument("--once", action="store_true", help="run one tick and exit")
+    parser.add_argument("--terminate-all", action="store_true",
+                        help="terminate every instance of this role and exit (before "
+                             "`terraform destroy`: the controller's instances are not "
+                             "Terraform's)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every tick")
     args = parser.parse_args(argv)
     logs.setup(args.verbose)
     try:
         settings = Settings.from_env()
         scaler = AutoscalerSettings.from_env()
+        scaler.check_launchable()
     except ConfigError as err:
         print(f"autoscaler: configuration error: {err}", file=sys.stderr)
         return 2
+    if args.terminate_all:
+        return terminate_all(Ec2Fleet(ec2_client(settings), scaler))
     probe = activity_probe(settings, scaler)
     controller = Controller(
         scaler,

@@ -46,6 +46,13 @@ def parse_command(raw: str) -> str:
     return raw
 
 
+def parse_profile(raw: str) -> bool:
+    """``embedded`` (True) or ``aws`` (False)."""
+    if raw.lower() not in {"embedded", "aws"}:
+        raise Invalid("must be embedded or aws")
+    return raw.lower() == "embedded"
+
+
 def parse_role(raw: str) -> str:
     """The role tag's value (EC2 tag values are at most 256 characters)."""
     if len(raw) > 200:
@@ -64,11 +71,19 @@ def _seconds(env: str, embedded: float, aws: float, doc: str, minimum: float = 0
 class AutoscalerSettings:
     """The autoscaler: controller policy, EC2 launches and the embedded runner."""
 
-    # The profile comes from the endpoint, a variable config.settings owns (and writes).
-    embedded: bool = setting(
-        "FACEFLEET_AWS_ENDPOINT", True, "profile: embedded unless the endpoint is `aws`",
+    # The profile follows the endpoint (a variable config.settings owns and writes)
+    # unless it is set: `aws` against the embedded endpoint runs the controller exactly
+    # as on AWS, which is how the deployment's end-to-end test runs it.
+    local_endpoint: bool = setting(
+        "FACEFLEET_AWS_ENDPOINT", True, "whether the endpoint is an embedded one",
         parse=lambda raw: parse_endpoint(raw) is not None, exported=False,
         default_doc="`true`")
+    embedded: bool = setting(
+        "FACEFLEET_AUTOSCALER_PROFILE", True,
+        "`embedded` or `aws`: the defaults below, and how the idle probe finds workers",
+        parse=parse_profile, write=lambda embedded: "embedded" if embedded else "aws",
+        derive=lambda seen: seen["local_endpoint"],
+        default_doc="`embedded`, `aws` when the endpoint is `aws`")
     max_instances: int = setting("FACEFLEET_MAX_INSTANCES", 15,
                                  "most instances pending+running; also the slot count",
                                  minimum=1, maximum=1000)
@@ -178,6 +193,10 @@ class AutoscalerSettings:
             raise ConfigError(f"FACEFLEET_WARM_POOL={self.warm_pool_size} is above the "
                               f"maximum {self.max_instances} (FACEFLEET_MAX_INSTANCES)")
         self.user_data()  # readable now, not at the first launch
+
+    def check_launchable(self) -> None:
+        """The controller's own check: on AWS it must know what to launch (a worker
+        instance reads these settings too, and launches nothing)."""
         if not self.embedded and not (self.ami or self.launch_template):
             raise ConfigError(
                 "on AWS set FACEFLEET_LAUNCH_TEMPLATE (name or lt- id) or FACEFLEET_AMI "

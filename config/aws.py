@@ -80,7 +80,7 @@ def endpoint_kwargs(settings: Settings) -> EndpointKwargs:
         return EndpointKwargs(region_name=settings.region)
     return EndpointKwargs(
         region_name=settings.region, endpoint_url=settings.aws_endpoint,
-        aws_access_key_id=EMBEDDED_CREDENTIALS["aws_access_key_id"],
+        aws_access_key_id=settings.embedded_access_key,
         aws_secret_access_key=EMBEDDED_CREDENTIALS["aws_secret_access_key"])
 
 

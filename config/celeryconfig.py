@@ -51,7 +51,7 @@ def broker_url(settings: Settings) -> str:
         # No host: kombu lets boto3 pick the regional endpoint and the credential chain.
         return "sqs://"
     parts = urlsplit(settings.aws_endpoint)
-    user = quote(EMBEDDED_CREDENTIALS["aws_access_key_id"], safe="")
+    user = quote(settings.embedded_access_key, safe="")
     secret = quote(EMBEDDED_CREDENTIALS["aws_secret_access_key"], safe="")
     return f"sqs://{user}:{secret}@{parts.netloc}/"
 
@@ -95,8 +95,7 @@ def celery_config(
         "s3_endpoint_url": settings.aws_endpoint,
         # moto takes any key; on AWS these stay None and boto3's credential chain
         # (instance role) applies.
-        "s3_access_key_id": (EMBEDDED_CREDENTIALS["aws_access_key_id"]
-                             if settings.embedded else None),
+        "s3_access_key_id": settings.embedded_access_key if settings.embedded else None,
         "s3_secret_access_key": (EMBEDDED_CREDENTIALS["aws_secret_access_key"]
                                  if settings.embedded else None),
         # Results live until someone removes them (S3 lifecycle on AWS); the S3 backend

@@ -17,7 +17,8 @@ from config.env import Invalid, dump, load, setting
 
 EMBEDDED_ENDPOINT = "http://127.0.0.1:5055"
 DEFAULT_CACHE = Path("~/.cache/facefleet").expanduser()
-# moto accepts any credentials; real AWS mode never uses these.
+# moto accepts any credentials; real AWS mode never uses these. The access key id is a
+# setting (FACEFLEET_EMBEDDED_ACCESS_KEY): distinct ones tell processes apart.
 EMBEDDED_CREDENTIALS: Final = {"aws_access_key_id": "testing",
                                 "aws_secret_access_key": "testing"}
 #: What ``FACEFLEET_AWS_ENDPOINT`` may say to mean real AWS.
@@ -116,6 +117,10 @@ class Settings:
     result_timeout: float = setting("FACEFLEET_RESULT_TIMEOUT", 30.0,
                                     "seconds the web tier waits for a result (then 504)",
                                     minimum=0.1)
+    embedded_access_key: str = setting(
+        "FACEFLEET_EMBEDDED_ACCESS_KEY", EMBEDDED_CREDENTIALS["aws_access_key_id"],
+        "access key id the processes sign with on an embedded endpoint (moto takes any; "
+        "one per process role tells them apart in its call log); unused on AWS")
     fleet_state_key: str = setting(
         "FACEFLEET_FLEET_STATE_KEY", "fleet/state.json",
         "key in the output bucket where the autoscaler publishes its state", parse=parse_key)

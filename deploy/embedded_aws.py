@@ -57,17 +57,20 @@ def pin_to(cpus: frozenset[int] | None) -> Callable[[], None] | None:
 
 def start_moto(
     port: int, host: str = "127.0.0.1", log_path: Path | None = None,
-    timeout: float = 30.0, cpus: frozenset[int] | None = None,
+    timeout: float = 30.0, cpus: frozenset[int] | None = None, call_log: Path | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start moto's server (:mod:`deploy.moto_server`) on ``host:port``; wait until it answers.
 
     Raises EmbeddedAwsError (after ending the process) if it does not answer within
-    ``timeout`` seconds, e.g. because the port is taken. ``cpus`` pins it to those CPUs.
+    ``timeout`` seconds, e.g. because the port is taken. ``cpus`` pins it to those CPUs;
+    ``call_log`` records every signed request (:mod:`deploy.iam_audit`).
     """
     url = f"http://{host}:{port}"
     if is_listening(url):
         raise EmbeddedAwsError(f"port {port} is already in use; is another stack running?")
     cmd = [sys.executable, "-m", "deploy.moto_server", "-H", host, "-p", str(port)]
+    if call_log is not None:
+        cmd += ["--call-log", str(call_log)]
     if log_path is None:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
                                 start_new_session=True, cwd=REPO_ROOT,

@@ -16,6 +16,10 @@ stock ``moto.server`` spends its CPU on (figures in docs/benchmarks.md):
   connections alive and parks idle ones in its poller, off the thread pool.
 * Flask debug helpers on every request (moto switches debug on); switched off here.
 
+With ``--call-log FILE`` every signed request is also written to FILE as one JSON line
+(who signed it, the IAM action, the resource: :mod:`deploy.iam_audit`), the record the
+least-privilege tests check the IAM policies against.
+
 State lives in one process: gunicorn runs exactly one worker, never recycles it
 (``max_requests`` 0) and never times it out (``timeout`` 0), because a restarted
 worker would come back with every bucket and queue gone. SQS long polls hold a thread
@@ -26,13 +30,18 @@ for up to 20 s each, so the pool is large. No library serves moto this way: moto
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
+import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+from deploy.iam_audit import describe_request
 
 #: Threads serving requests; each SQS long poll holds one for up to 20 s.
 THREADS = 512
@@ -62,7 +71,31 @@ def make_app() -> Any:
     return MemoDispatcher()
 
 
-def serve(host: str, port: int, threads: int = THREADS) -> None:
+class CallLog:
+    """WSGI middleware: each signed request as a :class:`deploy.iam_audit.Call` line."""
+
+    def __init__(self, app: Any, path: Path) -> None:
+        self.app = app
+        self.path = path
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)  # moto reads it again
+        headers = {key[5:].replace("_", "-").title(): value
+                   for key, value in environ.items() if key.startswith("HTTP_")}
+        query = environ.get("QUERY_STRING", "")
+        url = environ.get("PATH_INFO", "/") + (f"?{query}" if query else "")
+        call = describe_request(environ["REQUEST_METHOD"], url, headers, body)
+        if call is not None:
+            with self._lock, self.path.open("a") as log:
+                log.write(call.to_json() + "\n")
+        return self.app(environ, start_response)
+
+
+def serve(host: str, port: int, threads: int = THREADS, call_log: Path | None = None
+          ) -> None:
     """Serve moto on ``host:port`` until SIGTERM/SIGINT (gunicorn's arbiter handles them)."""
     # moto builds some URLs (e.g. SQS queue URLs) from this, as its own server does.
     os.environ.setdefault("MOTO_PORT", str(port))
@@ -78,7 +111,8 @@ def serve(host: str, port: int, threads: int = THREADS) -> None:
                 self.cfg.set(key, value)
 
         def load(self) -> Any:
-            return make_app()
+            app = make_app()
+            return app if call_log is None else CallLog(app, call_log)
 
     MotoApplication().run()
 
@@ -91,6 +125,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("-p", "--port", type=int, default=5055, help="port to bind")
     parser.add_argument("--threads", type=int, default=THREADS,
                         help="request threads (each SQS long poll holds one)")
+    parser.add_argument("--call-log", type=Path, default=None,
+                        help="append every signed request (key, IAM action, resource) here")
     args = parser.parse_args(argv)
     if not 1 <= args.port <= 65535:
         parser.error(f"--port must be 1..65535, got {args.port}")
@@ -102,7 +138,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse options and serve."""
     args = parse_args(argv)
-    serve(args.host, args.port, args.threads)
+    serve(args.host, args.port, args.threads, args.call_log)
     return 0
 
 

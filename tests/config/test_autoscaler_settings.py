@@ -19,10 +19,16 @@ def test_embedded_defaults() -> None:
 
 def test_aws_profile_needs_an_image_and_has_slower_defaults() -> None:
     with pytest.raises(ConfigError, match="FACEFLEET_LAUNCH_TEMPLATE"):
-        AutoscalerSettings.from_env({"FACEFLEET_AWS_ENDPOINT": "aws"})
+        AutoscalerSettings.from_env({"FACEFLEET_AWS_ENDPOINT": "aws"}).check_launchable()
     s = AutoscalerSettings.from_env({"FACEFLEET_AWS_ENDPOINT": "aws", "FACEFLEET_AMI": "ami-1"})
     assert not s.embedded and s.tick_s == 5.0 and s.min_run_s == 60.0
     assert s.backlog_per_instance == 3.0 and s.idle_grace_s == 30.0
+
+
+def test_the_aws_profile_can_run_against_the_embedded_endpoint() -> None:
+    s = AutoscalerSettings.from_env({"FACEFLEET_AUTOSCALER_PROFILE": "aws"})
+    assert s.local_endpoint and not s.embedded and s.tick_s == 5.0
+    assert not AutoscalerSettings.from_env({"FACEFLEET_AWS_ENDPOINT": "aws"}).embedded
 
 
 def test_overrides_and_warm_pool_follows_max() -> None:

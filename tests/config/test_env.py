@@ -30,6 +30,7 @@ CUSTOM_VALID = {
     "FACEFLEET_WARM_POOL": "3",
     "FACEFLEET_IMDS_ENDPOINT": "http://127.0.0.1:9",
     "FACEFLEET_DEVICE": "cpu",
+    "FACEFLEET_AUTOSCALER_PROFILE": "aws",
 }
 #: Texts each custom parser must refuse, and a word its message must hold.
 CUSTOM_INVALID = {
@@ -44,6 +45,7 @@ CUSTOM_INVALID = {
     "FACEFLEET_SERVICE_CPUS": ("4096", "does not offer"),
     "FACEFLEET_IMDS_ENDPOINT": ("169.254.169.254", "http(s) URL"),
     "FACEFLEET_DEVICE": ("tpu", "auto, cpu or cuda"),
+    "FACEFLEET_AUTOSCALER_PROFILE": ("gcp", "embedded or aws"),
 }
 
 
