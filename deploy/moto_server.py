@@ -76,7 +76,9 @@ class CallLog:
 
     def __init__(self, app: Any, path: Path) -> None:
         self.app = app
-        self.path = path
+        # One handle for the server's life, a line per call (flushed as written, so a
+        # test reads every call made so far): no open() on each request.
+        self._log = path.open("a", buffering=1)
         self._lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
@@ -89,8 +91,8 @@ class CallLog:
         url = environ.get("PATH_INFO", "/") + (f"?{query}" if query else "")
         call = describe_request(environ["REQUEST_METHOD"], url, headers, body)
         if call is not None:
-            with self._lock, self.path.open("a") as log:
-                log.write(call.to_json() + "\n")
+            with self._lock:
+                self._log.write(call.to_json() + "\n")
         return self.app(environ, start_response)
 
 

@@ -2,31 +2,28 @@
 # package index at install); the control instance takes HTTP and SSH from the CIDR
 # blocks given, none by default.
 
+locals {
+  control_ingress = {
+    "80" = { description = "web tier (gunicorn)", cidrs = var.web_ingress_cidrs }
+    "22" = { description = "SSH", cidrs = var.ssh_ingress_cidrs }
+  }
+}
+
 resource "aws_security_group" "control" {
   name        = "${var.name_prefix}-control"
   description = "facefleet control instance: web tier on port 80, optional SSH"
   vpc_id      = local.vpc_id
   tags        = merge(local.tags, { Name = "${var.name_prefix}-control" })
 
+  # One rule per port whose CIDR list is not empty.
   dynamic "ingress" {
-    for_each = length(var.web_ingress_cidrs) > 0 ? [80] : []
+    for_each = { for port, rule in local.control_ingress : port => rule if length(rule.cidrs) > 0 }
     content {
-      description = "web tier (gunicorn)"
-      from_port   = ingress.value
-      to_port     = ingress.value
+      description = ingress.value.description
+      from_port   = tonumber(ingress.key)
+      to_port     = tonumber(ingress.key)
       protocol    = "tcp"
-      cidr_blocks = var.web_ingress_cidrs
-    }
-  }
-
-  dynamic "ingress" {
-    for_each = length(var.ssh_ingress_cidrs) > 0 ? [22] : []
-    content {
-      description = "SSH"
-      from_port   = ingress.value
-      to_port     = ingress.value
-      protocol    = "tcp"
-      cidr_blocks = var.ssh_ingress_cidrs
+      cidr_blocks = ingress.value.cidrs
     }
   }
 
