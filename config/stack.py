@@ -67,6 +67,11 @@ class StackSettings:
     service_cpus: frozenset[int] | None = setting(
         "FACEFLEET_SERVICE_CPUS", None,
         "CPUs of moto's server, the web tier and the controller", parse=parse_cpus)
+    fault_proxy: bool = setting(
+        "FACEFLEET_FAULT_PROXY", False,
+        "put the fault-injection proxy (deploy/faultproxy.py) on the endpoint's address "
+        "in front of moto's server, which moves to a free port: every process then "
+        "reaches AWS through it, and faults are switched at `<endpoint>/__faults__`")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StackSettings:

@@ -2,22 +2,21 @@
 
 The server is :mod:`deploy.moto_server`: moto's own app on a keep-alive gunicorn
 worker. State lives in memory only, so everything it holds is lost when it stops.
-Callers own the process and end it by its PID.
+Callers own the process and end it by its PID; it dies with its starter anyway.
 """
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 from config.errors import FacefleetError
+from deploy.lifetime import child_setup
 
 #: Where ``python -m deploy.moto_server`` resolves.
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -47,14 +46,6 @@ def is_listening(url: str, timeout: float = 0.5) -> bool:
         return False
 
 
-def pin_to(cpus: frozenset[int] | None) -> Callable[[], None] | None:
-    """A ``preexec_fn`` that pins the child (and what it forks) to ``cpus``; None: no pin."""
-    if cpus is None:
-        return None
-    chosen = set(cpus)
-    return lambda: os.sched_setaffinity(0, chosen)
-
-
 def start_moto(
     port: int, host: str = "127.0.0.1", log_path: Path | None = None,
     timeout: float = 30.0, cpus: frozenset[int] | None = None, call_log: Path | None = None,
@@ -63,7 +54,8 @@ def start_moto(
 
     Raises EmbeddedAwsError (after ending the process) if it does not answer within
     ``timeout`` seconds, e.g. because the port is taken. ``cpus`` pins it to those CPUs;
-    ``call_log`` records every signed request (:mod:`deploy.iam_audit`).
+    ``call_log`` records every signed request (:mod:`deploy.iam_audit`). The server gets
+    SIGTERM when this process dies (:func:`deploy.lifetime.child_setup`).
     """
     url = f"http://{host}:{port}"
     if is_listening(url):
@@ -74,21 +66,29 @@ def start_moto(
     if log_path is None:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
                                 start_new_session=True, cwd=REPO_ROOT,
-                                preexec_fn=pin_to(cpus))
+                                preexec_fn=child_setup(cpus))
     else:
         # The child keeps its own descriptor; ours is closed as soon as it starts.
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                     start_new_session=True, cwd=REPO_ROOT,
-                                    preexec_fn=pin_to(cpus))
+                                    preexec_fn=child_setup(cpus))
+    try:
+        _wait_answers(proc, url, timeout)
+    except BaseException:  # too slow, or interrupted (Ctrl-C): the caller never sees it
+        stop_process(proc)
+        raise
+    return proc
+
+
+def _wait_answers(proc: subprocess.Popen[bytes], url: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise EmbeddedAwsError(f"moto's server exited with status {proc.returncode}")
         if is_listening(url + "/moto-api/"):
-            return proc
+            return
         time.sleep(0.1)
-    stop_process(proc)
     raise EmbeddedAwsError(f"moto's server did not answer on {url} within {timeout:.0f} s")
 
 

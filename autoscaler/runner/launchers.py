@@ -10,13 +10,13 @@
   consumes. The parent never runs inference.
 
 Either way a worker dies with the runner (``PR_SET_PDEATHSIG``: SIGTERM, a warm
-shutdown) so a killed runner leaves no orphan, and a restarted one starts afresh.
+shutdown; :mod:`deploy.lifetime`) so a killed runner leaves no orphan, and a restarted
+one starts afresh.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import importlib
 import logging
 import os
@@ -34,22 +34,9 @@ import boto3
 import botocore.loaders
 import botocore.session
 
+from deploy.lifetime import child_setup, die_with_parent
+
 log = logging.getLogger("facefleet.runner")
-
-_PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent(sig: int = signal.SIGTERM, parent: int | None = None) -> None:
-    """Ask Linux to send ``sig`` to this process when its parent exits (no-op elsewhere).
-
-    When ``parent`` is given and has already gone, exit at once (the race before prctl).
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
-    if parent is not None and os.getppid() != parent:
-        os._exit(1)
 
 
 class WorkerHandle(Protocol):
@@ -113,12 +100,10 @@ class CommandLauncher:
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 (closed below)
-        parent = os.getpid()
         try:
             proc = subprocess.Popen(  # preexec_fn is safe: the runner is single-threaded
                 list(self.argv_for(name)), env=self.env, cwd=self.cwd, stdout=out,
-                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                preexec_fn=lambda: die_with_parent(parent=parent))
+                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=child_setup())
         finally:
             if not isinstance(out, int):
                 out.close()
