@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from config.admission import AdmissionSettings
 from config.autoscaler import AutoscalerSettings
 from config.dashboard import DashboardSettings
 from config.env import variables, write_value
@@ -20,8 +21,8 @@ from config.web import WebSettings
 
 #: Every settings class, in the order the reference lists them.
 SETTINGS_CLASSES: tuple[type, ...] = (
-    Settings, ServingSettings, WebSettings, DashboardSettings, MonitoringSettings,
-    AutoscalerSettings, StackSettings, NodeSettings,
+    Settings, ServingSettings, WebSettings, AdmissionSettings, DashboardSettings,
+    MonitoringSettings, AutoscalerSettings, StackSettings, NodeSettings,
 )
 
 HEADER = """# Configuration

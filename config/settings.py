@@ -114,9 +114,11 @@ class Settings:
                                  minimum=1, maximum=256)
     api_key: str | None = setting("FACEFLEET_API_KEY", None,
                                   "when set, identity writes need the header `X-API-Key`")
-    result_timeout: float = setting("FACEFLEET_RESULT_TIMEOUT", 30.0,
-                                    "seconds the web tier waits for a result (then 504)",
-                                    minimum=0.1)
+    result_timeout: float = setting(
+        "FACEFLEET_RESULT_TIMEOUT", 30.0,
+        "seconds the web tier waits for a result at least; longer while the queue makes "
+        "progress (up to FACEFLEET_MAX_WAIT), then 504 with the result's Location",
+        minimum=0.1)
     embedded_access_key: str = setting(
         "FACEFLEET_EMBEDDED_ACCESS_KEY", EMBEDDED_CREDENTIALS["aws_access_key_id"],
         "access key id the processes sign with on an embedded endpoint (moto takes any; "

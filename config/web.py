@@ -8,6 +8,7 @@ behind a load balancer that needs it.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -22,6 +23,33 @@ def parse_bind(raw: str) -> str:
     if ":" not in raw and not raw.startswith("unix:"):
         raise Invalid("must be HOST:PORT or unix:PATH")
     return raw
+
+
+#: How /dashboard (and the JSON it polls) is guarded; see ``dashboard_guarded``.
+DASHBOARD_GUARDS = ("auto", "key", "off")
+
+
+def parse_guard(raw: str) -> str:
+    """``auto``, ``key`` or ``off`` (any case)."""
+    guard = raw.lower()
+    if guard not in DASHBOARD_GUARDS:
+        raise Invalid("must be auto, key or off")
+    return guard
+
+
+def is_loopback_bind(bind: str) -> bool:
+    """True when gunicorn's ``bind`` can only be reached from this machine: a unix
+    socket, ``localhost`` or a loopback address (127.0.0.0/8, ::1). An empty host,
+    0.0.0.0, :: and any other name or address listen beyond it."""
+    if bind.startswith("unix:"):
+        return True
+    host = bind.rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name other than localhost: it may resolve anywhere
+        return False
 
 
 @dataclass(frozen=True)
@@ -46,9 +74,30 @@ class WebSettings:
                                    minimum=1.0)
     max_files: int = setting("FACEFLEET_WEB_MAX_FILES", 16,
                              "photos accepted in one enrolment request", minimum=1, maximum=256)
+    max_enrol_bytes: int = setting(
+        "FACEFLEET_WEB_MAX_ENROL_BYTES", 32 * 1024 * 1024,
+        "largest enrolment request body in bytes (all its photos); a larger one is refused "
+        "(413) before it is read", minimum=1)
     fleet_stale_after: float = setting(
         "FACEFLEET_FLEET_STALE_AFTER", 30.0,
         "seconds after which the autoscaler's published state is marked stale", minimum=1.0)
+    require_key_for_recognition: bool = setting(
+        "FACEFLEET_REQUIRE_API_KEY_FOR_RECOGNITION", False,
+        "recognitions (`POST /`, `POST`/`GET /api/v1/recognitions`) need `X-API-Key` too, "
+        "not only identity writes; needs `FACEFLEET_API_KEY`")
+    dashboard_guard: str = setting(
+        "FACEFLEET_DASHBOARD_GUARD", "auto",
+        "`/dashboard` and `/api/v1/dashboard` need the API key (`X-API-Key`, or HTTP basic "
+        "auth with it as the password): `auto` when `FACEFLEET_WEB_BIND` is beyond loopback, "
+        "`key` always, `off` never (e.g. behind an authenticating proxy); with no "
+        "`FACEFLEET_API_KEY` a guarded dashboard answers 403", parse=parse_guard)
+
+    @property
+    def dashboard_guarded(self) -> bool:
+        """Whether the dashboard needs the API key (see ``FACEFLEET_DASHBOARD_GUARD``)."""
+        if self.dashboard_guard == "auto":
+            return not is_loopback_bind(self.bind)
+        return self.dashboard_guard == "key"
 
     def check(self) -> None:
         """What spans several settings."""

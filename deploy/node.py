@@ -33,6 +33,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 
+from config import redaction
 from config.autoscaler import AutoscalerSettings
 from config.env import ConfigError
 from config.node import NodeSettings
@@ -136,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s "
                         "%(message)s")
+    redaction.install()  # no secret or presigned URL in the instance's journal
     try:
         settings, serving = Settings.from_env(), ServingSettings.from_env()
         scaler, node = AutoscalerSettings.from_env(), NodeSettings.from_env()

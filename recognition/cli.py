@@ -26,9 +26,9 @@ from config import aws
 from config.env import ConfigError
 from config.settings import Settings
 from recognition.errors import ImageError, RecognitionError
-from recognition.gallery import validate_name
 from recognition.gallery_store import GalleryStore
 from recognition.images import read_image_file
+from recognition.names import validate_name
 from recognition.weights import ensure_weights
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ def _enroll(args: argparse.Namespace, settings: Settings) -> int:
 def _identify(args: argparse.Namespace, settings: Settings) -> int:
     if args.batch < 1:
         raise ConfigError("--batch must be at least 1")
-    recognizer = _recognizer(args, settings)
+    recognizer: Recognizer | None = None  # loaded once an image passes its probe
     failed = False
     for start in range(0, len(args.images), args.batch):
         paths = args.images[start:start + args.batch]
@@ -139,7 +139,9 @@ def _identify(args: argparse.Namespace, settings: Settings) -> int:
             except ImageError as exc:
                 datas.append(exc)
         good = [d for d in datas if isinstance(d, bytes)]
-        results = iter(recognizer.recognize_many(good))
+        if good and recognizer is None:
+            recognizer = _recognizer(args, settings)
+        results = iter(recognizer.recognize_many(good) if recognizer is not None else [])
         for path, data in zip(paths, datas, strict=True):
             result = data if isinstance(data, ImageError) else next(results)
             failed |= isinstance(result, ImageError)

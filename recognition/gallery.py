@@ -15,7 +15,6 @@ registry (``recognition.weights``) and can be overridden by ``FACEFLEET_THRESHOL
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -23,24 +22,11 @@ from typing import Any
 import numpy as np
 
 from recognition.errors import GalleryError
+from recognition.names import lookalike, validate_name
 from recognition.types import UNKNOWN
 
 FORMAT = "facefleet-gallery"
 FORMAT_VERSION = 1
-_NAME = re.compile(r"[A-Za-z0-9 ._-]{1,64}")
-_RESERVED = {UNKNOWN.lower(), "noface"}
-
-
-def validate_name(name: str) -> str:
-    """Return ``name`` if it is a valid identity name, else raise GalleryError."""
-    if not _NAME.fullmatch(name) or name != name.strip():
-        raise GalleryError(
-            f"invalid identity name {name!r}: use 1-64 letters, digits, spaces or ._- "
-            "(no leading or trailing space)"
-        )
-    if name.lower() in _RESERVED:
-        raise GalleryError(f"{name!r} is a reserved label; choose another identity name")
-    return name
 
 
 @dataclass(frozen=True)
@@ -84,6 +70,10 @@ class Gallery:
     ) -> Gallery:
         """A copy with ``embeddings`` (k x D) added to ``name``'s photos."""
         validate_name(name)
+        twin = lookalike(name, self.identities)
+        if twin is not None:
+            raise GalleryError(f"{name!r} differs from the enrolled {twin!r} only in letter "
+                               f"case; add the photos to {twin!r} or choose a distinct name")
         vectors = _unit_rows(np.asarray(embeddings, dtype=np.float32))
         if len(vectors) != len(sources):
             raise GalleryError(f"{len(vectors)} embeddings but {len(sources)} source names")
@@ -142,7 +132,8 @@ class Gallery:
                 sources = tuple(str(s) for s in entry["sources"])
                 if vectors.ndim != 2 or vectors.shape[1] != dim or len(vectors) != len(sources):
                     raise GalleryError(f"identity {name!r} has malformed embeddings")
-                identities[validate_name(name)] = Identity(_unit_rows(vectors), sources)
+                identities[validate_name(name, stored=True)] = Identity(_unit_rows(vectors),
+                                                                        sources)
             return cls(
                 version=int(doc["version"]),
                 weights_name=doc["weights"]["name"],

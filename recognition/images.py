@@ -2,9 +2,9 @@
 
 Every real-world oddity is handled here so the detector only ever sees RGB: EXIF
 orientation, grayscale / palette / alpha / CMYK / 16-bit modes, animated images (first
-frame), and hostile inputs (empty, truncated, not an image, too many pixels). The
-pixel cap is checked from the header, before any pixel is decoded, so a decompression
-bomb costs a few bytes of memory, not gigabytes.
+frame), and hostile inputs (empty, truncated, not an image, another format, too many
+pixels). :func:`recognition.probe.probe` checks the header first, before any pixel is
+decoded, so a decompression bomb costs a few bytes of memory, not gigabytes.
 """
 
 from __future__ import annotations
@@ -19,40 +19,33 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from recognition.errors import ImageError
+from recognition.probe import ACCEPTED_FORMATS, probe
 
 # Errors PIL raises while decoding broken data (it has no single exception type).
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error,
                   IndexError, TypeError)
-_SUPPORTED = "JPEG, PNG, GIF, BMP, TIFF or WebP"
 
 
 def decode_image(data: bytes, max_pixels: int, max_bytes: int | None = None) -> Image.Image:
     """Decode ``data`` into an upright RGB image.
 
     Raises :class:`recognition.errors.ImageError` with ``code`` one of ``empty``,
-    ``too_large``, ``not_an_image``, ``truncated`` or ``unsupported``.
+    ``too_large``, ``too_many_pixels``, ``not_an_image``, ``unsupported``, ``polyglot``
+    or ``truncated`` (:func:`recognition.probe.probe` says which, before decoding).
     """
-    if not data:
-        raise ImageError("the file is empty (0 bytes); upload the image itself", "empty")
-    if max_bytes is not None and len(data) > max_bytes:
-        raise ImageError(
-            f"the file is {len(data):,} bytes, above the limit of {max_bytes:,} "
-            "(FACEFLEET_MAX_UPLOAD_BYTES); send a smaller or recompressed image",
-            "too_large",
-        )
+    header = probe(data, max_pixels, max_bytes)
     with warnings.catch_warnings():
-        # PIL's own bomb check only warns below 2x its limit; ours is explicit below.
+        # PIL's own bomb check only warns below 2x its limit; ours ran in probe().
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         image = _open(data)
-        _check_pixels(image, max_pixels)
         try:
             image.seek(0)  # animated GIF/WebP/APNG, multi-page TIFF: the first frame
             image.load()
         except Image.DecompressionBombError as exc:
-            raise ImageError(f"{exc}; downscale the image", "too_large") from None
+            raise ImageError(f"{exc}; downscale the image", "too_many_pixels") from None
         except _DECODE_ERRORS as exc:
             raise ImageError(
-                f"the {image.format or 'image'} data is truncated or corrupt ({exc}); "
+                f"the {header.format} data is truncated or corrupt ({exc}); "
                 "send the complete file again",
                 "truncated",
             ) from None
@@ -61,60 +54,45 @@ def decode_image(data: bytes, max_pixels: int, max_bytes: int | None = None) -> 
 
 
 def read_image_file(path: Path, max_pixels: int, max_bytes: int | None = None) -> bytes:
-    """Read a file's bytes for :func:`decode_image`, failing clearly on I/O problems."""
+    """Read a file's bytes for :func:`decode_image` and :func:`probe` them, failing
+    clearly on I/O problems and refused images before any model is loaded.
+
+    Only regular files are read, and never more than ``max_bytes`` + 1 bytes: a device
+    or a pipe (``/dev/zero``) reports size 0 and would otherwise be read forever.
+    """
     try:
-        if max_bytes is not None and path.stat().st_size > max_bytes:
-            raise ImageError(
-                f"the file is {path.stat().st_size:,} bytes, above the limit of "
-                f"{max_bytes:,} (FACEFLEET_MAX_UPLOAD_BYTES); send a smaller image",
-                "too_large",
-            )
-        return path.read_bytes()
+        if path.is_dir():
+            raise ImageError(f"{path} is a folder, not an image file", "not_found")
+        if path.exists() and not path.is_file():
+            raise ImageError(f"{path} is not a regular file (a device, pipe or socket)",
+                             "unreadable")
+        size = path.stat().st_size
+        if max_bytes is not None and size > max_bytes:
+            raise ImageError(f"the file is {size} bytes; the limit is {max_bytes} "
+                             "(FACEFLEET_MAX_UPLOAD_BYTES); send a smaller image",
+                             "too_large")
+        with path.open("rb") as handle:
+            data = handle.read() if max_bytes is None else handle.read(max_bytes + 1)
     except FileNotFoundError:
         raise ImageError(f"no such file: {path}", "not_found") from None
-    except IsADirectoryError:
-        raise ImageError(f"{path} is a folder, not an image file", "not_found") from None
     except PermissionError:
         raise ImageError(f"permission denied reading {path}", "unreadable") from None
+    probe(data, max_pixels, max_bytes)
+    return data
 
 
 def _open(data: bytes) -> Image.Image:
     try:
-        return Image.open(io.BytesIO(data))
-    except UnidentifiedImageError:
-        raise ImageError(_not_an_image_message(data), "not_an_image") from None
+        # Only the formats probe() accepted: Pillow never guesses another one here.
+        return Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"{exc}; downscale the image", "too_large") from None
-    except _DECODE_ERRORS as exc:
+        # Our cap is above Pillow's (FACEFLEET_MAX_PIXELS > 2 x MAX_IMAGE_PIXELS).
+        raise ImageError(f"{exc}; downscale the image", "too_many_pixels") from None
+    except (UnidentifiedImageError, *_DECODE_ERRORS) as exc:
         raise ImageError(
             f"the image header is truncated or corrupt ({exc}); "
             "send the complete file again", "truncated",
         ) from None
-
-
-def _not_an_image_message(data: bytes) -> str:
-    head = data[:256]
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError:
-        text = ""  # a multi-byte character cut at 256 bytes also lands here: fine
-    if text and all(ch.isprintable() or ch.isspace() for ch in text):
-        return (f"this is text, not an image (it starts with {head[:24]!r}); "
-                f"send a {_SUPPORTED} file")
-    return (f"not a recognised image format (it starts with {head[:8]!r}); "
-            f"send a {_SUPPORTED} file")
-
-
-def _check_pixels(image: Image.Image, max_pixels: int) -> None:
-    width, height = image.size
-    if width <= 0 or height <= 0:
-        raise ImageError(f"the image claims a size of {width}x{height}", "not_an_image")
-    if width * height > max_pixels:
-        raise ImageError(
-            f"the image is {width}x{height} = {width * height:,} pixels, above the limit "
-            f"of {max_pixels:,} (FACEFLEET_MAX_PIXELS); downscale it before sending",
-            "too_large",
-        )
 
 
 def _upright(image: Image.Image) -> Image.Image:

@@ -28,9 +28,10 @@ from config.settings import Settings
 from recognition.detector import Detection, Detector
 from recognition.embedder import Embedder
 from recognition.errors import ImageError, NoFaceError, RecognitionError
-from recognition.gallery import Gallery, Matcher, validate_name
+from recognition.gallery import Gallery, Matcher
 from recognition.gallery_store import GalleryStore
 from recognition.images import decode_image
+from recognition.names import validate_name
 from recognition.types import NO_FACE, Face, Recognition
 from recognition.weights import WeightsInfo, ensure_weights, load_embedder
 

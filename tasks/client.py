@@ -23,6 +23,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -71,17 +72,19 @@ class RecognitionClient:
 
     # ---- submitting --------------------------------------------------------------
 
-    def submit(self, data: bytes, filename: str) -> str:
+    def submit(self, data: bytes, filename: str, *, expires: float | None = None) -> str:
         """Put the image in the input bucket and queue its recognition; return its id.
 
-        Raises InvalidUpload (empty, too large) before anything is stored.
+        ``expires``: seconds from now after which a worker drops the task unrun (its
+        waiter is gone); None: it runs whenever it is reached. Raises InvalidUpload
+        (empty, too large) before anything is stored.
         """
         self._check_upload(data, filename)
         request_id = new_request_id()
         key = image_key(request_id, filename)
         self._s3.put_object(Bucket=self.settings.input_bucket, Key=key, Body=data)
         self._send(RECOGNIZE, [self.settings.input_bucket, key, request_id,
-                               stem_of(filename)], request_id)
+                               stem_of(filename)], request_id, expires=expires)
         return request_id
 
     def enroll(self, name: str, images: list[tuple[bytes, str]],
@@ -113,13 +116,15 @@ class RecognitionClient:
                 f"The file {filename!r} has {len(data)} bytes; the limit is {limit} "
                 "(FACEFLEET_MAX_UPLOAD_BYTES). Send a smaller image.", "too_large")
 
-    def _send(self, task: str, args: list[Any], request_id: str) -> None:
+    def _send(self, task: str, args: list[Any], request_id: str, *,
+              expires: float | None = None) -> None:
         headers = {}
         listener = self._reply_listener()
         if listener is not None:
             listener.expect(request_id)
             headers[REPLY_HEADER] = listener.url
-        self.app.send_task(task, args=args, task_id=request_id, headers=headers)
+        self.app.send_task(task, args=args, task_id=request_id, headers=headers,
+                           expires=expires)
 
     # ---- results -----------------------------------------------------------------
 
@@ -135,13 +140,21 @@ class RecognitionClient:
             return None
         return self._unwrap(request_id, stored)
 
-    def wait(self, request_id: str, timeout: float) -> dict[str, Any]:
-        """Block until ``request_id`` has a result (at most ``timeout`` seconds)."""
+    def wait(self, request_id: str, timeout: float, *,
+             deadline: Callable[[], float] | None = None) -> dict[str, Any]:
+        """Block until ``request_id`` has a result (at most ``timeout`` seconds).
+
+        ``deadline``, when given, is asked again at every wake-up for the
+        ``time.monotonic()`` at which to give up instead (a wait that follows the
+        work: webapp/admission.py); ``timeout`` then only names it in the error.
+        """
         if not is_request_id(request_id):
             raise UnknownRequest(f"{request_id!r} is not a request id of this service.")
+        started = time.monotonic()
+        fixed = started + timeout
+        give_up = deadline or (lambda: fixed)
         if not self.completion_signal:
-            return self._wait_celery(request_id, timeout)
-        deadline = time.monotonic() + timeout
+            return self._wait_celery(request_id, max(0.0, give_up() - started))
         listener = self._reply_listener()
         # Sent by this client, so the worker signals this client's queue right after it
         # stores the result: wait for that signal (or the fallback period) before the
@@ -160,10 +173,11 @@ class RecognitionClient:
                     stored = self._fetch(request_id)
                     if stored is not None and stored.ready:
                         return self._unwrap(request_id, stored)
-                remaining = deadline - time.monotonic()
+                now = time.monotonic()
+                remaining = give_up() - now
                 if remaining <= 0:
                     raise ResultTimeout(
-                        f"request {request_id} has no result after {timeout:g} s")
+                        f"request {request_id} has no result after {now - started:.0f} s")
                 pause = min(remaining, self.serving.signal_fallback_poll)
                 if event is None or listener is None or not listener.alive:
                     pause = min(remaining, self.serving.result_poll_interval)

@@ -8,6 +8,8 @@ the client reads the message (for a person) and the code (for a program) back fr
 
 from __future__ import annotations
 
+from celery.exceptions import Reject
+
 from config.errors import FacefleetError
 
 
@@ -42,6 +44,22 @@ class PoisonMessage(TaskError):
     """The task killed or outlived its worker on every try; its message went to the DLQ."""
 
     default_code = "dead_letter"
+
+
+class RefusedTask(Reject):  # type: ignore[misc]
+    """A task message the worker will not act on (its arguments name another bucket,
+    another request's keys...): Celery's Reject, without requeue, so the message is
+    left to SQS's redrive policy (dead-letter queue) and the failure is stored with a
+    message and code like every other (``args`` = ``(message, code)``)."""
+
+    def __init__(self, message: str, code: str = "refused_task") -> None:
+        super().__init__(message, requeue=False)
+        self.message = message
+        self.code = code
+        self.args = (message, code)
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class StorageError(TaskError):

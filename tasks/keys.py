@@ -7,7 +7,9 @@
 
 Request ids are uuid4 hex (32 lowercase hex digits): anything else cannot name a
 request of this service. File names keep only ``A-Za-z0-9._-`` of their base name, so
-a client's name can never climb out of its prefix or carry control characters.
+a client's name can never climb out of its prefix or carry control characters; a name
+that tries (a ``..`` segment, a control character, more bytes than a file system
+allows) is refused outright by :func:`filename_problem` rather than quietly renamed.
 """
 
 from __future__ import annotations
@@ -21,7 +23,12 @@ ENROL_PREFIX = "enrol/"
 #: Longest file name kept in a key (S3 keys may hold 1024 bytes).
 MAX_FILENAME = 128
 DEFAULT_FILENAME = "upload.jpg"
+#: Longest file name a client may send, in UTF-8 bytes (what file systems allow).
+MAX_CLIENT_FILENAME_BYTES = 255
+#: Most photos one enrolment task may name (FACEFLEET_WEB_MAX_FILES's maximum).
+MAX_ENROL_PHOTOS = 256
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def new_request_id() -> str:
@@ -46,6 +53,23 @@ def safe_filename(raw: str | None, default: str = DEFAULT_FILENAME) -> str:
     base = PureWindowsPath(PurePosixPath(raw).name).name
     cleaned = _UNSAFE.sub("_", base).strip("._")
     return cleaned[:MAX_FILENAME] or default
+
+
+def filename_problem(raw: str | None) -> str | None:
+    """Why a client's file name is refused, or None (then :func:`safe_filename` maps it
+    to the name stored). ``C:\\photos\\me.jpg`` is fine (old browsers send paths)."""
+    if raw is None:
+        return None
+    size = len(raw.encode("utf-8", "surrogatepass"))
+    if size > MAX_CLIENT_FILENAME_BYTES:
+        return f"it is {size:,} bytes long; at most {MAX_CLIENT_FILENAME_BYTES}"
+    control = _CONTROL.search(raw)
+    if control is not None:
+        return (f"it contains the control character U+{ord(control.group()):04X} at "
+                f"position {control.start() + 1}")
+    if ".." in re.split(r"[/\\]", raw):
+        return "it contains a '..' path segment; send the file's own name, not a path"
+    return None
 
 
 def stem_of(filename: str | None) -> str:

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from recognition.errors import ImageError
+from tasks.arguments import current_task_id, recognize_problem, refuse_if
 from tasks.errors import BadImage
 from tasks.objectstore import read_image, write_label
 from tasks.state import state
@@ -19,9 +20,15 @@ def recognize(bucket: str, key: str, request_id: str, stem: str) -> dict[str, An
 
     Returns ``Recognition.to_dict()`` plus ``request_id``, ``stem``, ``image`` and
     ``timings.fetch``/``timings.store``. An unusable image fails with BadImage (its
-    ImageError code kept), which is stored and acked -- never retried.
+    ImageError code kept), which is stored and acked -- never retried. A message whose
+    bucket, key or stem is not this request's own is refused before any S3 call
+    (:mod:`tasks.arguments`).
     """
     worker = state()
+    task_id = current_task_id()
+    refuse_if(recognize_problem((bucket, key, request_id, stem), task_id=task_id,
+                                input_bucket=worker.settings.input_bucket),
+              "facefleet.recognize", task_id)
     log.info("request %s: recognizing s3://%s/%s", request_id, bucket, key)
     # Picks up enrolments and removals made since the last task (cheap, rate-limited).
     worker.recognizer.refresh_gallery()

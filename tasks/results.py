@@ -24,6 +24,7 @@ HEAD + GET for a result that may not exist yet), parsed by :func:`parse_meta`.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -36,11 +37,13 @@ from celery.exceptions import BackendStoreError
 from config.aws import is_missing
 from config.celeryconfig import RESULT_PREFIX
 from tasks.errors import MissingObject
+from tasks.keys import is_request_id
 from tasks.objectstore import ObjectStore
 
 if TYPE_CHECKING:
     from types_boto3_s3 import S3Client
 
+log = logging.getLogger(__name__)
 #: Task states after which a result no longer changes.
 READY_STATES = frozenset(states.READY_STATES)
 FAILED_STATES = frozenset({states.FAILURE, states.REVOKED})
@@ -90,6 +93,12 @@ class S3ResultBackend(S3Backend):  # type: ignore[misc]
 
     def _store_result(self, task_id: str, result: Any, state: str, traceback: Any = None,
                       request: Any = None, **kwargs: Any) -> Any:
+        if not is_request_id(text(task_id)):
+            # Only a forged message has such an id (Celery stores a failure even for an
+            # unknown task name): its text must not choose the key of an S3 write.
+            log.warning("not storing the %s result of task %.80r: its id is not a request "
+                        "id of this service", state, text(task_id))
+            return result
         if state != states.SUCCESS:
             return super()._store_result(task_id, result, state, traceback=traceback,
                                          request=request, **kwargs)

@@ -14,17 +14,22 @@ from typing import Any
 
 from celery import Celery, signals
 
+from config import redaction
 from tasks.enroll import enroll
 from tasks.factory import ENROLL, RECOGNIZE, make_app
 from tasks.lifecycle import FacefleetTask
 from tasks.recognize import recognize
 from tasks.state import loaded, log_loaded, preload
+from tasks.undecodable import UndecodableToDeadLetter
 
 
 @functools.cache
 def worker_app() -> Celery:
     """The worker's app, configured from the environment (one per process)."""
     app = make_app()
+    # Every log record of this process (and its forks) is redacted when it is made:
+    # no secret or presigned URL in a worker's log either.
+    redaction.install()
     # Not shared: Celery would otherwise add them to every app of the process.
     app.task(name=RECOGNIZE, base=FacefleetTask, shared=False)(recognize)
     app.task(name=ENROLL, base=FacefleetTask, shared=False)(enroll)
@@ -33,6 +38,7 @@ def worker_app() -> Celery:
     signals.worker_init.connect(_preload_in_worker, weak=False)
     signals.worker_ready.connect(_report_preload, weak=False)
     signals.worker_process_init.connect(_preload_in_child, weak=False)
+    app.steps["consumer"].add(UndecodableToDeadLetter)  # kept in the DLQ, not acked away
     return app
 
 

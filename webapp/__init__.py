@@ -15,7 +15,8 @@ from typing import Any
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
-from webapp import api, compat, dashboard, errors, fleet, identities, ops, services
+from config import redaction
+from webapp import access, api, compat, dashboard, errors, fleet, identities, openapi, ops, services
 from webapp.metrics import WebMetrics
 
 # Multipart framing around one file, allowed on top of settings.max_upload_bytes.
@@ -34,6 +35,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     config = dict(config or {})
     app = Flask(__name__)
     svc = services.init_app(app, config)
+    # Before anything logs: no key, secret or request signature in any log line.
+    redaction.install([svc.settings.api_key or ""])
     app.config.from_mapping(
         # One image plus its multipart framing; larger bodies get 413 before they are
         # read. The enrolment route raises it per request for several files.
@@ -48,7 +51,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     metrics.init_app(app)
     app.extensions["facefleet_metrics"] = metrics
     errors.init_app(app)
-    for blueprint in (compat.bp, api.bp, identities.bp, fleet.bp, ops.bp):
+    access.init_app(app)  # refuses contradictory key settings; guards the dashboard
+    for blueprint in (compat.bp, api.bp, identities.bp, fleet.bp, ops.bp, openapi.bp):
         app.register_blueprint(blueprint)
     dashboard.init_app(app, config)  # /dashboard; its event listener starts on first use
     return app

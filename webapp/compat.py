@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, render_template, request
 
+from webapp.access import require_api_key
 from webapp.errors import ApiError
 from webapp.recognize import recognize_and_wait
 from webapp.services import get_services
@@ -22,6 +23,7 @@ def index() -> str:
 
 
 @bp.post("/")
+@require_api_key("recognitions")
 def classify() -> Response:
     """Recognise the image in field ``inputFile``; answer ``text/plain`` ``<stem>:<label>``.
 

@@ -94,8 +94,10 @@ def translate_backend_error(exc: BaseException) -> ApiError | None:
 IMAGE_FAULT_KINDS = frozenset(cls.__name__ for cls in (BadImage, InvalidEnrolment, ImageError,
                                                        NoFaceError))
 IMAGE_FAULT_CODES = frozenset({"empty", "truncated", "not_an_image", "too_large",
-                               "unsupported", "no_face", "invalid_enrolment", "invalid_name",
-                               "bad_name"})
+                               "too_many_pixels", "unsupported", "polyglot", "no_face",
+                               "invalid_enrolment", "invalid_name", "bad_name"})
+# Of those, the ones about size: 413 like the same refusal at the door.
+SIZE_FAULT_CODES = frozenset({"too_large", "too_many_pixels"})
 
 
 def task_failed(exc: TaskFailed) -> ApiError:
@@ -103,7 +105,12 @@ def task_failed(exc: TaskFailed) -> ApiError:
     message = str(exc) or "the worker failed"
     if exc.kind in IMAGE_FAULT_KINDS or exc.code in IMAGE_FAULT_CODES:
         return ApiError(f"The worker could not use this image: {message}",
-                        exc.code or "bad_image", status=400)
+                        exc.code or "bad_image",
+                        status=413 if exc.code in SIZE_FAULT_CODES else 400)
+    if exc.kind == "TaskRevokedError":  # Celery's ``expires`` passed before it ran
+        return ApiError("The request was not started before its deadline (the service "
+                        "was overloaded), so nothing was recognised. Send the image again.",
+                        "expired", status=503, headers={"Retry-After": "1"})
     if exc.code == "dead_letter":
         return ApiError(f"{message}. The message was moved to the dead-letter queue; check "
                         "the image, or the worker logs if other images fail too.",
@@ -153,7 +160,9 @@ def init_app(app: Flask) -> None:
         message = messages.get(status, err.description or err.name)
         code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
             status, err.name.lower().replace(" ", "_"))
-        return error_response(ApiError(message, code, status=status))
+        # Keep what the status needs (405's Allow, RFC 9110), not the HTML's Content-Type.
+        headers = {k: v for k, v in err.get_headers() if k.lower() != "content-type"}
+        return error_response(ApiError(message, code, status=status, headers=headers))
 
     @app.errorhandler(Exception)
     def _unexpected(err: Exception) -> Response:
@@ -166,6 +175,12 @@ def init_app(app: Flask) -> None:
 
 
 def _too_large_message() -> str:
+    # Werkzeug refused the body from its Content-Length (or while streaming a chunked
+    # one) before reading it: say how big it was and which limit applies here.
     limit = current_app.extensions["facefleet"].settings.max_upload_bytes
-    return (f"The upload is too large; each image may be at most {limit} bytes. Resize or "
-            "recompress it and retry.")
+    length = request.content_length
+    body = f"The request body is {length} bytes" if length else "The request body is too large"
+    route_limit = request.max_content_length
+    where = f"; this route accepts at most {route_limit} bytes" if route_limit else ""
+    return (f"{body}{where}, and each image may be at most {limit} bytes "
+            "(FACEFLEET_MAX_UPLOAD_BYTES). Resize or recompress it and retry.")

@@ -29,7 +29,18 @@ MAX_DECISIONS = 50
 
 @bp.get("/fleet")
 def fleet() -> Response:
-    """The fleet as JSON; 503 only when the request queue itself cannot be read."""
+    """The fleet as JSON; 503 only when the request queue itself cannot be read.
+    ---
+    get:
+      summary: Queue depth, instances, the autoscaler's state, endpoint and names
+      operationId: getFleet
+      responses:
+        "200":
+          description: The fleet.
+          content:
+            application/json: {schema: Fleet}
+        "503": Unavailable
+    """
     services = get_services()
     settings = services.settings
     depth = services.client.queue_depth()

@@ -19,9 +19,13 @@ _ROOT = str(Path(__file__).resolve().parents[1])
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
+from config import redaction  # noqa: E402
 from config.web import WebSettings  # noqa: E402
 
 _web = WebSettings.from_env()
+# The master's own lines too (its config dump, worker boot errors); the app installs it
+# again in each worker, with the key from its settings.
+redaction.install()
 
 bind = _web.bind
 worker_class = "gthread"

@@ -9,57 +9,51 @@ removal touch only the gallery object. Writes need ``X-API-Key`` when
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Callable
-from functools import wraps
-from typing import ParamSpec, TypeVar
-
 from flask import Blueprint, Response, jsonify, request
 
+from recognition.names import lookalike
+from webapp.access import require_api_key
 from webapp.errors import ApiError, translate_backend_error
 from webapp.services import get_services
-from webapp.uploads import validate_identity_name, validate_image
+from webapp.uploads import read_upload, validate_identity_name, validate_image
 
 bp = Blueprint("identities", __name__, url_prefix="/api/v1/identities")
-P = ParamSpec("P")
-R = TypeVar("R")
 # Multipart framing per file, on top of the image bytes themselves.
 PER_FILE_OVERHEAD = 64 * 1024
 
 
-def require_api_key(view: Callable[P, R]) -> Callable[P, R]:
-    """401 without ``X-API-Key`` and 403 with a wrong one, when an API key is configured."""
-
-    @wraps(view)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        expected = get_services().settings.api_key
-        if expected:
-            given = request.headers.get("X-API-Key")
-            if not given:
-                raise ApiError("This write needs the header "
-                               "'X-API-Key: <key>' (the value of FACEFLEET_API_KEY on the "
-                               "server).",
-                               "api_key_required", status=401,
-                               headers={"WWW-Authenticate": "X-API-Key"})
-            if not hmac.compare_digest(given.encode(), expected.encode()):
-                raise ApiError("The X-API-Key header does not match "
-                               "the server's FACEFLEET_API_KEY.", "api_key_invalid", status=403)
-        return view(*args, **kwargs)
-
-    return wrapper
-
-
 @bp.post("/<name>/images")
-@require_api_key
+@require_api_key("writes")
 def enroll(name: str) -> tuple[Response, int]:
     """Enrol one or more photos (field ``image``, repeated) under ``name``: 201 with
     ``{name, enrolled, photos}`` (photos = the identity's total after this call).
+    ---
+    post:
+      summary: Enrol photos of one person (all or nothing)
+      operationId: enrollIdentity
+      requestBody:
+        required: true
+        content:
+          multipart/form-data: {schema: EnrolmentForm}
+      responses:
+        "201":
+          description: Enrolled; photos is the identity's total after this call.
+          content:
+            application/json: {schema: Enrolment}
+        "400": BadRequest
+        "409": Conflict
+        "413": TooLarge
+        "502": BadGateway
+        "503": Unavailable
+        "504": Timeout
     """
     validate_identity_name(name)
     services = get_services()
-    # One request carries several files: raise the body limit to match (Flask 3.1).
-    request.max_content_length = services.web.max_files * (
-        services.settings.max_upload_bytes + PER_FILE_OVERHEAD)
+    # One request carries several files: raise the body limit to match (Flask 3.1), but
+    # never past FACEFLEET_WEB_MAX_ENROL_BYTES, so a 60 MB body is refused (413) from its
+    # Content-Length before it is read.
+    request.max_content_length = min(services.web.max_enrol_bytes, services.web.max_files * (
+        services.settings.max_upload_bytes + PER_FILE_OVERHEAD))
     files = request.files.getlist("image")
     if not files:
         raise ApiError("Send one or more photos in the multipart field "
@@ -69,9 +63,15 @@ def enroll(name: str) -> tuple[Response, int]:
         raise ApiError(f"{len(files)} files sent; at most "
                        f"{services.web.max_files} per request. Split them into several "
                        "requests.", "too_many_files", status=413)
-    uploads = [validate_image(f.read(), f.filename, field="image",
+    uploads = [validate_image(read_upload(f.stream, services.settings.max_upload_bytes),
+                              f.filename, field="image",
                               max_bytes=services.settings.max_upload_bytes,
                               max_pixels=services.settings.max_pixels) for f in files]
+    twin = lookalike(name, services.store.identities())
+    if twin is not None:
+        raise ApiError(f"{name!r} differs from the enrolled {twin!r} only in letter case; "
+                       f"add the photos to {twin!r} or choose a distinct name.",
+                       "name_lookalike", status=409)
     with services.waiting_slot():
         try:
             result = services.client.enroll(name, [(u.data, u.filename) for u in uploads],
@@ -89,16 +89,42 @@ def enroll(name: str) -> tuple[Response, int]:
 
 @bp.get("")
 def list_identities() -> Response:
-    """``{identities: [{name, photos}], count}``, sorted by name."""
+    """``{identities: [{name, photos}], count}``, sorted by name.
+    ---
+    get:
+      summary: List enrolled identities and their photo counts
+      operationId: listIdentities
+      responses:
+        "200":
+          description: Every identity, sorted by name.
+          content:
+            application/json: {schema: IdentityList}
+        "409": Conflict
+        "503": Unavailable
+    """
     identities = get_services().store.identities()
     items = [{"name": n, "photos": c} for n, c in sorted(identities.items())]
     return jsonify(identities=items, count=len(items))
 
 
 @bp.delete("/<name>")
-@require_api_key
+@require_api_key("writes")
 def remove(name: str) -> Response:
-    """Remove ``name`` and all its photos: 200, or 404 when it is not enrolled."""
+    """Remove ``name`` and all its photos: 200, or 404 when it is not enrolled.
+    ---
+    delete:
+      summary: Remove an identity and all its photos
+      operationId: removeIdentity
+      responses:
+        "200":
+          description: Removed.
+          content:
+            application/json: {schema: Removal}
+        "400": BadRequest
+        "404": NotFound
+        "409": Conflict
+        "503": Unavailable
+    """
     validate_identity_name(name)
     removed = get_services().store.remove(name)
     if not removed:

@@ -17,6 +17,19 @@ bp = Blueprint("ops", __name__)
 def healthz() -> tuple[Response, int]:
     """200 ``{"status": "ok"}`` when the request queue answers; 503 ``degraded`` with the
     reason when it does not (the web process itself is alive either way).
+    ---
+    get:
+      summary: Whether the request queue answers
+      operationId: getHealth
+      responses:
+        "200":
+          description: ok.
+          content:
+            application/json: {schema: Health}
+        "503":
+          description: degraded, with the reason under checks.
+          content:
+            application/json: {schema: Health}
     """
     services = get_services()
     started = time.perf_counter()
@@ -39,6 +52,16 @@ def healthz() -> tuple[Response, int]:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    """Prometheus text: request counts, latency histogram, waiting requests, queue depth."""
+    """Prometheus text: request counts, latency histogram, waiting requests, queue depth.
+    ---
+    get:
+      summary: Prometheus metrics (text exposition format)
+      operationId: getMetrics
+      responses:
+        "200":
+          description: Requests by route and status, latency, waiting requests, queue depth.
+          content:
+            text/plain: {schema: {type: string}}
+    """
     registry = current_app.extensions["facefleet_metrics"].registry
     return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

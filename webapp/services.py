@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask, current_app
 
+from config.admission import AdmissionSettings
 from config.aws import s3_client
 from config.settings import Settings
 from config.web import WebSettings
 from recognition.gallery_store import GalleryStore
 from tasks.client import RecognitionClient
+from webapp.admission import Admission
 from webapp.errors import unavailable
 
 if TYPE_CHECKING:
@@ -32,9 +34,13 @@ log = logging.getLogger(__name__)
 class Services:
     """Per-app dependencies."""
 
-    def __init__(self, settings: Settings, web: WebSettings) -> None:
+    def __init__(self, settings: Settings, web: WebSettings,
+                 admission: AdmissionSettings | None = None) -> None:
         self.settings = settings
         self.web = web
+        #: This process's outstanding requests and service rate (webapp/admission.py).
+        self.admission = Admission(admission or AdmissionSettings.from_env(),
+                                   base_wait=settings.result_timeout)
         self._client: RecognitionClient | None = None
         self._store: GalleryStore | None = None
         self._s3: S3Client | None = None
@@ -105,7 +111,7 @@ def init_app(app: Flask, config: Mapping[str, Any]) -> Services:
     """Build the Services for ``app`` from ``config`` (or the environment) and attach them."""
     settings = config.get("FACEFLEET_SETTINGS") or Settings.from_env()
     web = config.get("FACEFLEET_WEB") or WebSettings.from_env()
-    services = Services(settings, web)
+    services = Services(settings, web, config.get("FACEFLEET_ADMISSION"))
     app.extensions["facefleet"] = services
     return services
 

@@ -31,6 +31,7 @@ CUSTOM_VALID = {
     "FACEFLEET_IMDS_ENDPOINT": "http://127.0.0.1:9",
     "FACEFLEET_DEVICE": "cpu",
     "FACEFLEET_AUTOSCALER_PROFILE": "aws",
+    "FACEFLEET_DASHBOARD_GUARD": "key",
 }
 #: Texts each custom parser must refuse, and a word its message must hold.
 CUSTOM_INVALID = {
@@ -46,6 +47,7 @@ CUSTOM_INVALID = {
     "FACEFLEET_IMDS_ENDPOINT": ("169.254.169.254", "http(s) URL"),
     "FACEFLEET_DEVICE": ("tpu", "auto, cpu or cuda"),
     "FACEFLEET_AUTOSCALER_PROFILE": ("gcp", "embedded or aws"),
+    "FACEFLEET_DASHBOARD_GUARD": ("open", "auto, key or off"),
 }
 
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from recognition.errors import GalleryError
-from recognition.gallery import Gallery, Matcher, pairwise_distances, validate_name
+from recognition.gallery import Gallery, Matcher, pairwise_distances
+from recognition.names import validate_name
 
 W = {"weights_name": "model-a", "weights_sha256": "a" * 64}
 

@@ -119,7 +119,7 @@ def test_byte_limit() -> None:
 def test_pixel_cap_checked_before_decoding() -> None:
     data = _encode(Image.new("L", (3000, 3000)), "PNG", optimize=True)
     assert len(data) < 100_000  # compresses to almost nothing: a small bomb
-    assert "FACEFLEET_MAX_PIXELS" in _expect("too_large", data, max_pixels=1_000_000)
+    assert "FACEFLEET_MAX_PIXELS" in _expect("too_many_pixels", data, max_pixels=1_000_000)
 
 
 def _chunk(kind: bytes, body: bytes) -> bytes:
@@ -135,12 +135,12 @@ def _png_header_only(width: int, height: int) -> bytes:
 
 def test_decompression_bomb_refused_by_pil_too() -> None:
     # Even with our cap lifted, PIL's own limit (MAX_IMAGE_PIXELS x 2) gives a clear error.
-    message = _expect("too_large", _png_header_only(60_000, 60_000), max_pixels=10**12)
+    message = _expect("too_many_pixels", _png_header_only(60_000, 60_000), max_pixels=10**12)
     assert "pixels" in message
 
 
 def test_huge_header_rejected_by_our_cap() -> None:
-    message = _expect("too_large", _png_header_only(7_000, 7_000))
+    message = _expect("too_many_pixels", _png_header_only(7_000, 7_000))
     assert "7000x7000" in message
 
 

@@ -49,7 +49,7 @@ def test_compat_not_an_image(dead_url: str) -> None:
                       timeout=30)
     assert r.status_code == 400
     assert r.headers["Content-Type"].startswith("text/plain")
-    assert "notes.jpg is not an image" in r.text
+    assert "notes.jpg" in r.text and "text, not an image" in r.text
 
 
 @pytest.mark.parametrize("size", [LIMIT + 1, 50 * LIMIT])
@@ -120,3 +120,19 @@ def test_metrics_count_requests_by_route_and_status(dead_url: str) -> None:
     assert 'facefleet_http_requests_total{method="POST",route="/",status="400"}' in text
     assert "facefleet_http_request_duration_seconds_bucket" in text
     assert "facefleet_queue_depth_up 0.0" in text
+
+
+def test_405_lists_the_allowed_methods(dead_url: str) -> None:
+    # RFC 9110: a 405 carries Allow (found by schemathesis's unsupported_method check).
+    r = requests.request("TRACE", dead_url + "/api/v1/fleet", timeout=30)
+    assert r.status_code == 405 and r.json()["error"] == "method_not_allowed"
+    assert set(r.headers["Allow"].replace(" ", "").split(",")) >= {"GET", "HEAD", "OPTIONS"}
+    assert r.headers["Content-Type"] == "application/json"
+
+
+def test_unknown_wait_word_is_a_400_not_a_wait(dead_url: str) -> None:
+    # Found by schemathesis: wait=<anything> used to be read as wait=true.
+    r = requests.post(dead_url + "/api/v1/recognitions?wait=flase",
+                      files={"image": ("a.jpg", _jpeg())}, timeout=30)
+    assert r.status_code == 400 and r.json()["error"] == "bad_parameter"
+    assert "wait=false" in r.json()["message"]

@@ -80,14 +80,14 @@ def test_recognition_json_wait_and_later(web_stack: WebStack) -> None:
     assert missing.status_code == 404 and missing.json()["error"] == "unknown_request"
 
 
-def test_truncated_image_passes_the_header_check_and_fails_clearly(web_stack: WebStack) -> None:
+def test_truncated_image_is_refused_at_the_door(web_stack: WebStack) -> None:
     buf = io.BytesIO()
     Image.new("RGB", (200, 200), (10, 200, 30)).save(buf, "JPEG")
     truncated = buf.getvalue()[:300]
     r = requests.post(web_stack.url + "/api/v1/recognitions",
                       files={"image": ("cut.jpg", truncated)}, timeout=90)
-    assert r.status_code == 400, r.text
-    assert "Traceback" not in r.text and r.json()["message"]
+    assert r.status_code == 400 and r.json()["error"] == "truncated", r.text
+    assert "Traceback" not in r.text and "cut.jpg" in r.json()["message"]
 
 
 def test_identities_enrol_list_remove(web_stack: WebStack) -> None:

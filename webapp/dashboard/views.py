@@ -97,7 +97,17 @@ def page() -> str:
 
 @bp.get("/api/v1/dashboard")
 def data() -> Response:
-    """Fleet, events and listener state as JSON (never 503: parts report their errors)."""
+    """Fleet, events and listener state as JSON (never 503: parts report their errors).
+    ---
+    get:
+      summary: What the dashboard page shows (fleet, Celery events, listener state)
+      operationId: getDashboard
+      responses:
+        "200":
+          description: The dashboard's data.
+          content:
+            application/json: {schema: Dashboard}
+    """
     dashboard = get_dashboard()
     dashboard.monitor.touch()
     services = get_services()

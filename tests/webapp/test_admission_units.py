@@ -1,0 +1,69 @@
+"""The admission bookkeeping (pure): rate, the door, the wait that follows the work."""
+
+from __future__ import annotations
+
+import pytest
+
+from config.admission import AdmissionSettings
+from config.env import ConfigError
+from webapp.admission import Admission, Refused
+
+
+def _admission(**changes: float) -> Admission:
+    settings = AdmissionSettings(**{"max_wait": 90.0, "admit_wait": 30.0,
+                                    "rate_window": 20.0, **changes})
+    return Admission(settings, base_wait=30.0)
+
+
+def _complete(admission: Admission, count: int, start: float, every: float) -> float:
+    for i in range(count):  # requests admitted earlier, answered now
+        admission.finished(f"earlier-{i}", start + i * every, completed=True)
+    return start + (count - 1) * every
+
+
+def test_rate_needs_samples_and_falls_while_stalled() -> None:
+    admission = _admission()
+    assert admission.rate(0.0) is None
+    last = _complete(admission, 10, start=0.0, every=0.5)  # 2 per second
+    assert admission.rate(last) == pytest.approx(10 / 4.5)
+    assert admission.rate(last + 10) == pytest.approx(10 / 14.5)  # nothing since: falls
+    assert admission.rate(last + 30) is None  # all samples left the window
+
+
+def test_door_refuses_only_when_the_expected_wait_is_too_long() -> None:
+    admission = _admission(admit_wait=5.0)
+    cold = [admission.enter(0.0) for _ in range(50)]  # nothing measured yet: admit
+    for ticket in cold:
+        admission.finished(ticket, 0.0, completed=False)
+    now = _complete(admission, 11, start=1.0, every=0.5)  # 2.2 per second over 5 s
+    # Each arrival counts the ones admitted before it: 11 fit in 5 s, the 12th not.
+    tickets = [admission.enter(now) for _ in range(11)]
+    with pytest.raises(Refused) as refused:
+        admission.enter(now)
+    assert refused.value.expected == pytest.approx(12 / 2.2)
+    assert refused.value.retry_after == 1
+    for ticket in tickets:
+        admission.finished(ticket, now, completed=False)  # gave up: not completions
+    assert admission.outstanding() == 0
+    admission.finished(admission.enter(now), now, completed=False)
+
+
+def test_wait_follows_progress_up_to_the_cap() -> None:
+    admission = _admission(max_wait=60.0)
+    assert admission.deadline("x", 0.0) == 30.0  # unknown rate: the base wait
+    # A burst of 100 arrivals at a cold start (nothing measured: all admitted)...
+    tickets = [admission.enter(i * 0.01) for i in range(100)]
+    now = _complete(admission, 21, start=1.0, every=0.5)  # ...then about 2 per second
+    rate = admission.rate(now + 1) or 0.0
+    # The 80th in line needs about 43 s more: waits past the 30 s base...
+    assert admission.deadline(tickets[79], now + 1) == pytest.approx(now + 1 + 82 / rate)
+    # ...but what cannot finish before the cap gives up at the base (its task expires).
+    assert admission.deadline(tickets[99], now + 1) == pytest.approx(0.99 + 30.0)
+    # Stalled (no completion for long): the rate falls and the wait ends at the base.
+    assert admission.deadline(tickets[0], now + 25) == pytest.approx(30.0)
+    assert not admission.at_cap(tickets[0], 59.9) and admission.at_cap(tickets[0], 60.0)
+
+
+def test_admitted_work_must_fit_its_deadline() -> None:
+    with pytest.raises(ConfigError, match="FACEFLEET_ADMIT_WAIT=100 must not exceed"):
+        AdmissionSettings.from_env({"FACEFLEET_ADMIT_WAIT": "100"})

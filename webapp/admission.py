@@ -1,0 +1,142 @@
+"""Admission: the wait follows the work, abandoned work is dropped, and work that cannot
+finish is refused at the door.
+
+A fixed wait fails both ways. Under a steady full load (100 clients of the reference
+workload) a request that is moving up the queue hit the fixed 30 s and got a 504 --
+the tail of the queue, not a fault. Under overload, clients gave up at 30 s but their
+tasks stayed queued and ran later for nobody, so every new request waited behind
+abandoned ones: the queue grew past the number of clients and did not heal when the
+cause went away (a metastable failure: Bronson et al., HotOS 2021). The AWS Builders'
+Library's answer is to keep goodput flat as offered load rises: bound the work each
+request may cause, and shed what cannot be served in time, cheaply and early.
+
+So, in each web process, from its own requests only (no extra AWS calls):
+
+- **service rate**: completions of this process's waiting requests over the last
+  ``FACEFLEET_RATE_WINDOW`` seconds (unknown until a few have completed);
+- **the door**: a new request's expected wait is (requests outstanding + 1) / rate
+  (Little's law); above ``FACEFLEET_ADMIT_WAIT`` it is refused with 503 and a
+  ``Retry-After`` of the excess, before anything is stored;
+- **the wait**: a waiting request waits at least ``FACEFLEET_RESULT_TIMEOUT``, and longer
+  while it makes progress -- its expected finish, (requests ahead + 1) / rate, still
+  falls before ``FACEFLEET_MAX_WAIT`` -- so the tail of a busy queue is answered, and a
+  stalled queue (no completions) still ends in a 504 at the usual time;
+- **the deadline**: every waiting request's task carries Celery's ``expires`` at
+  ``FACEFLEET_MAX_WAIT``: a worker drops it unrun (no image fetched) once its client
+  can no longer be waiting, so abandoned work never delays anyone.
+
+One process's view stands for the whole queue's because its requests are a random
+sample of the queue (one process is the default; several share the queue evenly
+behind a load balancer). The bookkeeping here is pure; the clock is given.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+
+from config.admission import AdmissionSettings
+
+#: Completions needed before the rate is trusted (one or two can be a fluke).
+MIN_SAMPLES = 3
+#: Retry-After bounds (s) for a refused request.
+RETRY_MIN, RETRY_MAX = 1, 60
+
+
+class Refused(Exception):
+    """A new request would wait ``expected`` s; the client should retry in ``retry_after``."""
+
+    def __init__(self, expected: float, retry_after: int) -> None:
+        super().__init__(f"expected wait {expected:.1f} s")
+        self.expected = expected
+        self.retry_after = retry_after
+
+
+@dataclass
+class Admission:
+    """This process's outstanding requests and completion rate (thread-safe)."""
+
+    settings: AdmissionSettings
+    base_wait: float
+    _outstanding: OrderedDict[str, float] = field(default_factory=OrderedDict)
+    _completed: deque[float] = field(default_factory=deque)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _tickets: int = 0
+
+    # ---- measurement -------------------------------------------------------------
+
+    def rate(self, now: float) -> float | None:
+        """Completions per second over the window; None while too few are known."""
+        with self._lock:
+            return self._rate(now)
+
+    def _rate(self, now: float) -> float | None:
+        window = self.settings.rate_window
+        while self._completed and self._completed[0] < now - window:
+            self._completed.popleft()
+        if len(self._completed) < MIN_SAMPLES:
+            return None
+        # Over the time since the oldest completion kept: a stalling service's rate
+        # falls as ``now`` moves on, without waiting for samples to expire.
+        return len(self._completed) / max(now - self._completed[0], 1e-3)
+
+    def outstanding(self) -> int:
+        with self._lock:
+            return len(self._outstanding)
+
+    # ---- the door ----------------------------------------------------------------
+
+    def enter(self, now: float) -> str:
+        """Admit a new request (a ticket naming it here) or raise Refused.
+
+        Checked and counted at once, under the lock: concurrent arrivals each see the
+        ones admitted before them, even before their images are stored.
+        """
+        with self._lock:
+            rate = self._rate(now)
+            # Nothing measured yet (cold start): admit.
+            expected = None if rate is None else (len(self._outstanding) + 1) / rate
+            if expected is None or expected <= self.settings.admit_wait:
+                self._tickets += 1
+                ticket = f"t{self._tickets}"
+                self._outstanding[ticket] = now
+                return ticket
+        retry = math.ceil(expected - self.settings.admit_wait)
+        raise Refused(expected, max(RETRY_MIN, min(RETRY_MAX, retry)))
+
+    # ---- one request's life --------------------------------------------------------
+
+    def finished(self, ticket: str, now: float, *, completed: bool) -> None:
+        """The request left: with its result (``completed``) or without (it gave up)."""
+        with self._lock:
+            self._outstanding.pop(ticket, None)
+            if completed:
+                self._completed.append(now)
+
+    def deadline(self, ticket: str, now: float) -> float:
+        """When the waiter of ``ticket`` should give up, as seen at ``now``."""
+        with self._lock:
+            submitted = self._outstanding.get(ticket, now)
+            floor = submitted + self.base_wait
+            cap = submitted + self.settings.max_wait
+            rate = self._rate(now)
+            if rate is None:
+                return min(floor, cap)
+            ahead = 0
+            for other, at in self._outstanding.items():
+                if other == ticket or at > submitted:
+                    break
+                ahead += 1
+        # Its expected finish plus two service times of slack for the jitter of a
+        # rate measured over seconds.
+        expected = now + (ahead + 1) / rate + 2 / rate
+        return min(cap, max(floor, expected if expected <= cap else floor))
+
+    def at_cap(self, ticket: str, now: float) -> bool:
+        """True when ``ticket`` has waited its full FACEFLEET_MAX_WAIT (its task's
+        deadline has come)."""
+        with self._lock:
+            submitted = self._outstanding.get(ticket, now)
+        return now >= submitted + self.settings.max_wait - 1e-6
