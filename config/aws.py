@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from types_boto3_sqs import SQSClient
     from types_boto3_sqs.literals import QueueAttributeFilterType
 
-Purpose = Literal["default", "interactive", "request", "worker"]
+Purpose = Literal["default", "interactive", "request", "worker", "heartbeat"]
 
 _STANDARD_RETRIES: Any = {"max_attempts": 3, "mode": "standard"}
 PURPOSES: dict[str, Config | None] = {
@@ -52,6 +52,11 @@ PURPOSES: dict[str, Config | None] = {
                      parameter_validation=False,
                      request_checksum_calculation="when_required",
                      response_checksum_validation="when_required"),
+    # A worker's visibility extension (tasks/visibility.py): one quick try per tick,
+    # because the next tick retries and a dead endpoint must not stall the thread.
+    # (botocore's max_attempts counts retries; total_max_attempts counts tries.)
+    "heartbeat": Config(connect_timeout=2, read_timeout=5,
+                        retries={"total_max_attempts": 1, "mode": "standard"}),
 }
 
 #: S3 error codes meaning "no such object" (GetObject says NoSuchKey, HeadObject 404).

@@ -75,8 +75,8 @@ def celery_config(
             # them (with the redrive policy), and a wrong name fails loudly instead of
             # silently creating a queue nobody consumes.
             "predefined_queues": {settings.queue: {"url": url}},
-            # A received message stays hidden this long; it must outlive the longest
-            # task (hard time limit), or a second worker would run the same request.
+            # A received message stays hidden this long; the worker extends what it
+            # holds (tasks/visibility.py), so a dead worker's messages return this soon.
             "visibility_timeout": serving.visibility_timeout,
             # Long polling: ReceiveMessage blocks server-side until a message arrives
             # (moto and SQS both return early), so pick-up is immediate and an idle

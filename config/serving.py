@@ -29,9 +29,15 @@ class ServingSettings:
         "hard limit (s) on one task; the process running it is killed",
         minimum=0.1, maximum=3600)
     visibility_timeout: int = setting(
-        "FACEFLEET_VISIBILITY_TIMEOUT", 120,
-        "SQS visibility timeout (s); must exceed the task time limit",
+        "FACEFLEET_VISIBILITY_TIMEOUT", 30,
+        "SQS visibility timeout (s): how soon a dead worker's messages come back; workers "
+        "extend what they hold, so it may be shorter than the task time limit",
         minimum=1, maximum=43200)
+    visibility_extend_every: float = setting(
+        "FACEFLEET_VISIBILITY_EXTEND_EVERY", 10.0,
+        "seconds between a worker's extensions of the messages it holds (running and "
+        "prefetched); at most half the visibility timeout; 0 turns extension off",
+        minimum=0, maximum=21600)
     wait_time_seconds: int = setting(
         "FACEFLEET_SQS_WAIT_TIME", 10,
         "SQS long-poll wait (s) of workers and reply queues", minimum=0, maximum=20)
@@ -70,11 +76,18 @@ class ServingSettings:
 
     def check(self) -> None:
         """What spans several settings."""
-        if self.visibility_timeout <= self.task_time_limit:
+        if self.visibility_extend_every > self.visibility_timeout / 2:
+            raise ConfigError(
+                f"FACEFLEET_VISIBILITY_EXTEND_EVERY={self.visibility_extend_every:g} must be "
+                f"at most half of FACEFLEET_VISIBILITY_TIMEOUT={self.visibility_timeout}, so "
+                "a failed extension is retried before a held message reappears")
+        if not self.visibility_extend_every and \
+                self.visibility_timeout <= self.task_time_limit:
             raise ConfigError(
                 f"FACEFLEET_VISIBILITY_TIMEOUT={self.visibility_timeout} must exceed "
-                f"FACEFLEET_TASK_TIME_LIMIT={self.task_time_limit}, or a running task's "
-                "message would be delivered to a second worker")
+                f"FACEFLEET_TASK_TIME_LIMIT={self.task_time_limit:g} when extension is off "
+                "(FACEFLEET_VISIBILITY_EXTEND_EVERY=0), or a running task's message would "
+                "be delivered to a second worker")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServingSettings:

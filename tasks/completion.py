@@ -70,14 +70,21 @@ def signal_body(request_id: str, state: str, result: Any = None) -> str:
 
 
 def notify(sqs: SQSClient, queue_url: str | None, request_id: str, state: str,
-           result: Any = None) -> bool:
+           result: Any = None, *, prefix: str) -> bool:
     """Tell the reply queue at ``queue_url`` that ``request_id`` finished; never raises.
 
     ``result`` is the value just stored in S3 (carried when small, see
     :func:`signal_body`). Returns False when the signal could not be sent (queue gone,
-    endpoint down): the waiter then finds the result by polling S3.
+    endpoint down): the waiter then finds the result by polling S3. The URL comes from
+    the message's headers, so a queue not named with the reply ``prefix`` is never
+    written to: a forged message cannot make a worker send into another queue (on AWS
+    the worker's role is scoped so too).
     """
     if not queue_url:
+        return False
+    if not queue_url.rstrip("/").rsplit("/", 1)[-1].startswith(prefix):
+        log.warning("completion signal for %s refused: %s is not a reply queue (%s*)",
+                    request_id, queue_url, prefix)
         return False
     body = signal_body(request_id, state, result)
     try:

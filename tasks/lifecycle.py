@@ -36,6 +36,7 @@ from celery.exceptions import WorkerLostError
 from celery.worker import state as worker_state
 from celery.worker.request import Request, task_ready
 
+from tasks import visibility
 from tasks.completion import REPLY_HEADER, notify
 from tasks.errors import PoisonMessage
 from tasks.state import main_process_sqs, state
@@ -91,7 +92,8 @@ class FacefleetRequest(Request):  # type: ignore[misc]
             self.task.backend.mark_as_failure(self.id, PoisonMessage(message),
                                               request=self._context, store_result=True)
             notify(main_process_sqs(settings), self._request_dict.get(REPLY_HEADER),
-                   self.id, "FAILURE")
+                   self.id, "FAILURE",
+                   prefix=self.task.app.facefleet_serving.reply_queue_prefix)
         else:
             log.warning("task %s[%s] %s; try %d of %d: redelivering", self.name, self.id,
                         what, attempt, settings.max_receives)
@@ -107,8 +109,11 @@ class FacefleetRequest(Request):  # type: ignore[misc]
             return
         delay = self.task.app.facefleet_serving.redelivery_delay
         try:
-            main_process_sqs(self.task.app.facefleet_settings).change_message_visibility(
-                QueueUrl=queue_url, ReceiptHandle=receipt, VisibilityTimeout=delay)
+            # Under the keeper's lock: no extension may land after this and hide the
+            # message again (tasks/visibility.py).
+            with visibility.LOCK:
+                main_process_sqs(self.task.app.facefleet_settings).change_message_visibility(
+                    QueueUrl=queue_url, ReceiptHandle=receipt, VisibilityTimeout=delay)
         except (BotoCoreError, ClientError) as exc:
             # It still comes back, after the full visibility timeout.
             log.warning("could not shorten the redelivery of %s: %s", self.id, exc)
@@ -127,4 +132,5 @@ class FacefleetTask(Task):  # type: ignore[misc]
             # On SUCCESS ``retval`` is what mark_as_done just wrote to S3: the signal
             # carries a copy so the waiter need not read it back.
             notify(state().sqs, reply_to, task_id, status,
-                   retval if status == "SUCCESS" else None)
+                   retval if status == "SUCCESS" else None,
+                   prefix=self.app.facefleet_serving.reply_queue_prefix)

@@ -19,8 +19,9 @@ from tasks.enroll import enroll
 from tasks.factory import ENROLL, RECOGNIZE, make_app
 from tasks.lifecycle import FacefleetTask
 from tasks.recognize import recognize
-from tasks.state import loaded, log_loaded, preload
+from tasks.state import loaded, log_loaded, main_process_sqs, preload
 from tasks.undecodable import UndecodableToDeadLetter
+from tasks.visibility import VisibilityStep, note_held, release_unstarted
 
 
 @functools.cache
@@ -38,7 +39,11 @@ def worker_app() -> Celery:
     signals.worker_init.connect(_preload_in_worker, weak=False)
     signals.worker_ready.connect(_report_preload, weak=False)
     signals.worker_process_init.connect(_preload_in_child, weak=False)
+    # Keep held messages hidden in short steps; give back what never started at exit.
+    app.steps["consumer"].add(VisibilityStep)
     app.steps["consumer"].add(UndecodableToDeadLetter)  # kept in the DLQ, not acked away
+    signals.worker_shutting_down.connect(_note_held, weak=False)
+    signals.worker_shutdown.connect(_release_unstarted, weak=False)
     return app
 
 
@@ -68,3 +73,16 @@ def _report_preload(**_: Any) -> None:
 
 def _preload_in_child(**_: Any) -> None:
     preload_for(worker_app())
+
+
+def _note_held(**_: Any) -> None:
+    # Sent by the shutdown signal handler, before the consumer closes and Celery
+    # forgets what it reserved.
+    note_held()
+
+
+def _release_unstarted(sender: Any = None, **_: Any) -> None:
+    # worker_shutdown fires after the pool has finished (warm shutdown): what is still
+    # reserved never ran, and another worker can take it at once.
+    if sender is not None and sender.app.facefleet_serving.visibility_extend_every > 0:
+        release_unstarted(main_process_sqs(sender.app.facefleet_settings))

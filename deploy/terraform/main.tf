@@ -142,25 +142,27 @@ locals {
   # the web tier read (the launch template id cannot be in the workers' own user data:
   # the template would contain itself).
   managed_environment = {
-    FACEFLEET_AWS_ENDPOINT         = local.embedded ? local.endpoint : "aws"
-    AWS_DEFAULT_REGION             = var.region
-    FACEFLEET_INPUT_BUCKET         = local.buckets.input
-    FACEFLEET_OUTPUT_BUCKET        = local.buckets.output
-    FACEFLEET_MODEL_BUCKET         = local.buckets.model
-    FACEFLEET_QUEUE                = local.queue_name
-    FACEFLEET_DLQ                  = local.dlq_name
-    FACEFLEET_MAX_RECEIVES         = tostring(var.max_receives)
-    FACEFLEET_VISIBILITY_TIMEOUT   = tostring(var.visibility_timeout)
-    FACEFLEET_SQS_WAIT_TIME        = tostring(var.sqs_wait_time)
-    FACEFLEET_WEIGHTS              = local.weights_uri
-    FACEFLEET_GALLERY              = "s3://${local.buckets.model}/${var.gallery_key}"
-    FACEFLEET_DEVICE               = var.device
-    FACEFLEET_CACHE                = "/var/cache/facefleet"
-    FACEFLEET_FLEET_STATE_KEY      = var.fleet_state_key
-    FACEFLEET_REPLY_QUEUE_PREFIX   = local.reply_queue_prefix
-    FACEFLEET_MONITOR_QUEUE_PREFIX = var.monitor_queue_prefix
-    FACEFLEET_ROLE                 = var.worker_role_tag
-    FACEFLEET_MAX_INSTANCES        = tostring(var.max_instances)
+    FACEFLEET_AWS_ENDPOINT       = local.embedded ? local.endpoint : "aws"
+    AWS_DEFAULT_REGION           = var.region
+    FACEFLEET_INPUT_BUCKET       = local.buckets.input
+    FACEFLEET_OUTPUT_BUCKET      = local.buckets.output
+    FACEFLEET_MODEL_BUCKET       = local.buckets.model
+    FACEFLEET_QUEUE              = local.queue_name
+    FACEFLEET_DLQ                = local.dlq_name
+    FACEFLEET_MAX_RECEIVES       = tostring(var.max_receives)
+    FACEFLEET_VISIBILITY_TIMEOUT = tostring(var.visibility_timeout)
+    # Workers extend the messages they hold three times per timeout (at most half of it).
+    FACEFLEET_VISIBILITY_EXTEND_EVERY = tostring(var.visibility_timeout / 3)
+    FACEFLEET_SQS_WAIT_TIME           = tostring(var.sqs_wait_time)
+    FACEFLEET_WEIGHTS                 = local.weights_uri
+    FACEFLEET_GALLERY                 = "s3://${local.buckets.model}/${var.gallery_key}"
+    FACEFLEET_DEVICE                  = var.device
+    FACEFLEET_CACHE                   = "/var/cache/facefleet"
+    FACEFLEET_FLEET_STATE_KEY         = var.fleet_state_key
+    FACEFLEET_REPLY_QUEUE_PREFIX      = local.reply_queue_prefix
+    FACEFLEET_MONITOR_QUEUE_PREFIX    = var.monitor_queue_prefix
+    FACEFLEET_ROLE                    = var.worker_role_tag
+    FACEFLEET_MAX_INSTANCES           = tostring(var.max_instances)
   }
   control_only_environment = {
     FACEFLEET_LAUNCH_TEMPLATE = local.launch_template_id

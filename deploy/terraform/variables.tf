@@ -114,9 +114,9 @@ variable "tags" {
 # ---------------------------------------------------------------- the request queue
 
 variable "visibility_timeout" {
-  description = "SQS visibility timeout of the request queue in seconds, FACEFLEET_VISIBILITY_TIMEOUT; it must exceed the task time limit (FACEFLEET_TASK_TIME_LIMIT, 60 s)."
+  description = "SQS visibility timeout of the request queue in seconds, FACEFLEET_VISIBILITY_TIMEOUT: how soon a lost worker's messages are delivered again. Workers extend the messages they hold every FACEFLEET_VISIBILITY_EXTEND_EVERY (10 s), at most half of it."
   type        = number
-  default     = 120
+  default     = 30
 
   validation {
     condition     = var.visibility_timeout >= 1 && var.visibility_timeout <= 43200 && floor(var.visibility_timeout) == var.visibility_timeout

@@ -58,6 +58,12 @@ class Channel(PromptConsumeMixin, SQS.Channel):
 
     _pending_deletes: list[tuple[str, dict[str, Any]]] | None = None
 
+    # kombu "restores" unacked messages when a connection closes by publishing a *copy*
+    # and leaving the original in flight: on SQS that is a duplicate of every held task
+    # (both run, once now and once after the visibility timeout). The worker gives back
+    # what it never started with visibility 0 instead (tasks.visibility).
+    do_restore = False
+
     # -- options -----------------------------------------------------------------------
     def _option(self, name: str) -> Any:
         value = self.transport_options.get(name)

@@ -39,11 +39,17 @@ def test_cpu_lists_parse_like_taskset() -> None:
         StackSettings.from_env({"FACEFLEET_WORKER_CPUS": str(max(available) + 1)})
 
 
-def test_visibility_must_outlive_the_time_limit() -> None:
+def test_visibility_is_extended_in_time() -> None:
+    # Extended every 10 s by default: a 30 s timeout is fine under a 60 s task limit.
+    assert ServingSettings.from_env({}).visibility_timeout == 30
+    with pytest.raises(ConfigError, match="FACEFLEET_VISIBILITY_EXTEND_EVERY=11 must be"):
+        ServingSettings.from_env({"FACEFLEET_VISIBILITY_TIMEOUT": "21",
+                                  "FACEFLEET_VISIBILITY_EXTEND_EVERY": "11"})
+    off = {"FACEFLEET_VISIBILITY_EXTEND_EVERY": "0"}
     with pytest.raises(ConfigError, match="FACEFLEET_VISIBILITY_TIMEOUT=60 must exceed"):
-        ServingSettings.from_env({"FACEFLEET_VISIBILITY_TIMEOUT": "60"})
-    assert ServingSettings.from_env({"FACEFLEET_VISIBILITY_TIMEOUT": "61"}).visibility_timeout \
-        == 61
+        ServingSettings.from_env({**off, "FACEFLEET_VISIBILITY_TIMEOUT": "60"})
+    assert ServingSettings.from_env({**off, "FACEFLEET_VISIBILITY_TIMEOUT": "61"}) \
+        .visibility_timeout == 61
 
 
 def test_waiting_requests_follow_the_threads() -> None:

@@ -217,7 +217,8 @@ def test_default_environment_is_the_codes_defaults_on_aws(
     for name in ("input_bucket", "output_bucket", "model_bucket", "queue", "dead_letter_queue",
                  "max_receives", "gallery", "device", "fleet_state_key"):
         assert getattr(settings, name) == getattr(defaults, name), name
-    for name in ("visibility_timeout", "wait_time_seconds", "reply_queue_prefix"):
+    for name in ("visibility_timeout", "visibility_extend_every", "wait_time_seconds",
+                 "reply_queue_prefix"):
         assert getattr(serving, name) == getattr(serving_defaults, name), name
     assert MonitoringSettings.from_env(env) == MonitoringSettings.from_env({})
     autoscaler, autoscaler_defaults = AutoscalerSettings.from_env(env), \

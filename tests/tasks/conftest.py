@@ -64,14 +64,14 @@ def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
 
 def start_worker(settings: Settings, log_dir: Path, concurrency: int = 1,
                  pool: str = "prefork", timeout: float = 120.0,
-                 **extra_env: str) -> RunningWorker:
+                 extra_args: tuple[str, ...] = (), **extra_env: str) -> RunningWorker:
     """Start ``celery -A tasks worker`` and wait until its pool has loaded the model."""
     name = f"test-{uuid.uuid4().hex[:6]}"
     log_path = log_dir / f"{name}.log"
     env = worker_env(settings, **extra_env)
     cmd = [sys.executable, "-m", "celery", "-A", "tasks", "worker", "-n", f"{name}@%h",
            "--loglevel=INFO", f"--pool={pool}", f"--concurrency={concurrency}",
-           "--without-gossip", "--without-mingle", "--without-heartbeat"]
+           "--without-gossip", "--without-mingle", "--without-heartbeat", *extra_args]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)

@@ -9,7 +9,7 @@ from config import aws
 from config.serving import ServingSettings
 from config.settings import Settings
 from tasks.client import RecognitionClient
-from tasks.completion import CREATED_TAG, HEARTBEAT_TAG, ROLE_TAG, is_stale
+from tasks.completion import CREATED_TAG, HEARTBEAT_TAG, ROLE_TAG, is_stale, notify
 from tests.tasks.conftest import RunningWorker, photo
 
 
@@ -116,3 +116,17 @@ def test_settings_round_trip_through_the_environment(settings: Settings) -> None
     assert Settings.from_env(env) == changed
     # A field added to Settings must be exported too, or children would lose it.
     assert len(env) == len(fields(Settings))
+
+
+def test_signals_go_only_to_reply_queues(settings: Settings) -> None:
+    """The reply URL comes from a message's headers: a forged one naming another queue
+    is never written to."""
+    sqs = aws.client(settings, "sqs")
+    prefix = ServingSettings().reply_queue_prefix
+    victim = sqs.create_queue(QueueName=f"victim-{settings.queue}")["QueueUrl"]
+    reply = sqs.create_queue(QueueName=f"{prefix}{settings.queue}")["QueueUrl"]
+    assert not notify(sqs, victim, "r1", "SUCCESS", {"label": "x"}, prefix=prefix)
+    assert notify(sqs, reply, "r1", "SUCCESS", {"label": "x"}, prefix=prefix)
+    for url, expected in ((victim, 0), (reply, 1)):
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        assert len(got.get("Messages", [])) == expected, url

@@ -103,6 +103,16 @@ def test_worker_online_lost_offline_and_forgotten() -> None:
     assert agg.snapshot(T0 + 12 + 601)["workers"] == []
 
 
+def test_visibility_counts_are_shown_and_are_no_heartbeat() -> None:
+    agg = EventAggregate()
+    agg.add(ev("worker-heartbeat", T0, hostname="w@h", freq=2.0))
+    agg.add(ev("worker-visibility", T0 + 1, hostname="w@h", extended=40, failed=3, held=1))
+    agg.add(ev("worker-visibility", T0 + 2, hostname="w@h", extended="x", failed=True))
+    worker = agg.snapshot(T0 + 2)["workers"][0]
+    assert (worker["visibility_extended"], worker["visibility_failed"]) == (40, 3)
+    assert worker["heartbeat_age_s"] == pytest.approx(2.0)
+
+
 def test_memory_is_bounded() -> None:
     agg = EventAggregate(max_pending=5, max_samples=8, max_recent=3, history_s=10)
     for i in range(20):

@@ -85,6 +85,10 @@ class WorkerRecord:
     sw_ver: str | None = None
     succeeded: int = 0
     failed: int = 0
+    #: Cumulative counts from the worker's ``worker-visibility`` events
+    #: (tasks/visibility.py): message extensions done, and failed (endpoint trouble).
+    visibility_extended: int | None = None
+    visibility_failed: int | None = None
 
     def state(self, now: float) -> str:
         """``online``, ``offline`` (it said goodbye) or ``lost`` (heartbeats stopped)."""
@@ -106,6 +110,8 @@ class WorkerRecord:
             "freq_s": self.freq, "active": self.active, "processed": self.processed,
             "loadavg": self.loadavg, "version": self.sw_ver,
             "succeeded": self.succeeded, "failed": self.failed,
+            "visibility_extended": self.visibility_extended,
+            "visibility_failed": self.visibility_failed,
         }
 
 
@@ -182,6 +188,12 @@ class EventAggregate:
                       received_at: float) -> None:
         if kind == "worker-offline":
             worker.offline = True
+            return
+        if kind == "worker-visibility":  # counts, not a heartbeat
+            for name in ("extended", "failed"):
+                value = event.get(name)
+                if isinstance(value, int) and not isinstance(value, bool):
+                    setattr(worker, f"visibility_{name}", value)
             return
         worker.offline = False
         worker.last_heartbeat = received_at

@@ -65,9 +65,9 @@ run "defaults" {
   # -- the queues: exactly deploy/provision.py's attributes
   assert {
     condition = (aws_sqs_queue.requests.name == "facefleet-requests"
-      && aws_sqs_queue.requests.visibility_timeout_seconds == 120
+      && aws_sqs_queue.requests.visibility_timeout_seconds == 30
     && aws_sqs_queue.requests.receive_wait_time_seconds == 10)
-    error_message = "Request queue: facefleet-requests, VisibilityTimeout 120, ReceiveMessageWaitTimeSeconds 10."
+    error_message = "Request queue: facefleet-requests, VisibilityTimeout 30, ReceiveMessageWaitTimeSeconds 10."
   }
   assert {
     condition = (jsondecode(aws_sqs_queue.requests.redrive_policy).maxReceiveCount == 3
@@ -119,7 +119,7 @@ run "defaults" {
       "FACEFLEET_MAX_INSTANCES", "FACEFLEET_MAX_RECEIVES", "FACEFLEET_MODEL_BUCKET",
       "FACEFLEET_MONITOR_QUEUE_PREFIX", "FACEFLEET_OUTPUT_BUCKET", "FACEFLEET_QUEUE",
       "FACEFLEET_REPLY_QUEUE_PREFIX", "FACEFLEET_ROLE", "FACEFLEET_SQS_WAIT_TIME",
-      "FACEFLEET_VISIBILITY_TIMEOUT", "FACEFLEET_WEIGHTS",
+      "FACEFLEET_VISIBILITY_EXTEND_EVERY", "FACEFLEET_VISIBILITY_TIMEOUT", "FACEFLEET_WEIGHTS",
     ])
     error_message = "Unexpected worker environment keys: ${jsonencode(keys(output.environment.worker))}"
   }
@@ -135,7 +135,8 @@ run "defaults" {
       && output.environment.worker.AWS_DEFAULT_REGION == "us-east-1"
       && output.environment.worker.FACEFLEET_WEIGHTS == "s3://facefleet-models/${aws_s3_object.weights.key}"
       && output.environment.worker.FACEFLEET_GALLERY == "s3://facefleet-models/gallery.json"
-      && output.environment.worker.FACEFLEET_VISIBILITY_TIMEOUT == "120"
+      && output.environment.worker.FACEFLEET_VISIBILITY_TIMEOUT == "30"
+      && output.environment.worker.FACEFLEET_VISIBILITY_EXTEND_EVERY == "10"
       && output.environment.worker.FACEFLEET_SQS_WAIT_TIME == "10"
       && output.environment.worker.FACEFLEET_MAX_RECEIVES == "3"
       && output.environment.worker.FACEFLEET_DEVICE == "auto"
