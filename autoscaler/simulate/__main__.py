@@ -1,5 +1,8 @@
 """``python -m autoscaler.simulate``: every policy on every trace → a table (stdout),
-``results/simulate/simulate.json``, ``instances.png`` and ``latency_cdf.png``."""
+``results/simulate/simulate.json``, ``instances.png`` and ``latency_cdf.png``.
+
+``--scale`` multiplies every trace's load and ``--max`` the fleet, to see the policies
+at many times the reference load (docs/scaling-plan.md)."""
 
 from __future__ import annotations
 
@@ -15,7 +18,11 @@ from tqdm import tqdm
 from autoscaler.simulate.engine import SimResult, simulate
 from autoscaler.simulate.model import SimConfig
 from autoscaler.simulate.policies import all_policies, aws_settings
-from autoscaler.simulate.traces import all_traces
+from autoscaler.simulate.traces import TRACE_NAMES
+from autoscaler.simulate.traces import trace as standard_trace
+
+#: Points drawn per latency CDF: a trace at 100x holds hundreds of thousands of requests.
+CDF_POINTS = 2000
 
 
 def table(rows: Sequence[Mapping[str, object]]) -> str:
@@ -42,6 +49,20 @@ def dominance(rows: Sequence[Mapping[str, object]]) -> list[str]:
     return notes
 
 
+def cdf_points(latencies: Sequence[float], points: int = CDF_POINTS
+               ) -> tuple[list[float], list[float]]:
+    """The empirical CDF of ``latencies`` at no more than ``points`` evenly spaced
+    ranks (the last rank always included)."""
+    lat = sorted(latencies)
+    if not lat:
+        return [], []
+    step = max(1, -(-len(lat) // points))
+    ranks = list(range(step - 1, len(lat), step))
+    if ranks[-1] != len(lat) - 1:
+        ranks.append(len(lat) - 1)
+    return [lat[i] for i in ranks], [(i + 1) / len(lat) for i in ranks]
+
+
 def plots(results: list[SimResult], out: Path) -> None:
     """Instances over time and latency CDFs, one panel per trace."""
     # Deferred: the backend must be chosen before pyplot is imported.
@@ -61,9 +82,8 @@ def plots(results: list[SimResult], out: Path) -> None:
                             where="post", label=r.policy, linewidth=1)
                     ax.set_ylabel("instances")
                 else:
-                    lat = sorted(r.latencies)
-                    ax.plot(lat, [(i + 1) / len(lat) for i in range(len(lat))],
-                            label=r.policy, linewidth=1)
+                    xs, ys = cdf_points(r.latencies)
+                    ax.plot(xs, ys, label=r.policy, linewidth=1)
                     ax.set_xscale("log")
                     ax.set_ylabel("fraction ≤ x")
             ax.set_title(trace)
@@ -86,6 +106,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--service-from", type=Path,
                    help="take the service time from a bench.recognizer JSON (its mean "
                         "batch-1 latency); overrides --service-time")
+    p.add_argument("--backlog-per-instance", type=float, default=None,
+                   help="the backlog target of ours, keda and target-tracking (default: the "
+                        "aws profile's FACEFLEET_BACKLOG_PER_INSTANCE, 3)")
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="multiply every trace's load (requests and clients of the bursts, "
+                        "arrival rates, spike sizes) by this; 1 = the standard traces")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--out", type=Path, default=Path("results/simulate"))
     p.add_argument("--traces", nargs="*", help="subset of traces")
@@ -99,30 +125,37 @@ def main(argv: list[str] | None = None) -> int:
             print(f"simulate: cannot read a service time from {args.service_from}: {exc}",
                   file=sys.stderr)
             return 2
-    if args.max < 1 or min(args.cold_boot, args.warm_start) < 0 or args.service_time <= 0:
-        print("simulate: --max ≥ 1, boot delays ≥ 0 and --service-time > 0", file=sys.stderr)
+    if args.max < 1 or min(args.cold_boot, args.warm_start) < 0 or args.service_time <= 0 \
+            or args.scale <= 0 or (args.backlog_per_instance is not None
+                                   and args.backlog_per_instance <= 0):
+        print("simulate: --max ≥ 1, boot delays ≥ 0, and --service-time, --scale and "
+              "--backlog-per-instance > 0", file=sys.stderr)
         return 2
     config = replace(d, max_instances=args.max, cold_boot_s=args.cold_boot,
                      warm_start_s=args.warm_start, service_s=args.service_time,
                      seed=args.seed)
-    policies = all_policies(args.max)
-    traces = all_traces()
-    for name, chosen, known in (("trace", args.traces, traces),
+    settings = aws_settings(args.max)
+    if args.backlog_per_instance is not None:
+        settings = replace(settings, backlog_per_instance=args.backlog_per_instance)
+    policies = all_policies(args.max, settings)
+    for name, chosen, known in (("trace", args.traces, TRACE_NAMES),
                                 ("policy", args.policies, policies)):
         unknown = set(chosen or ()) - set(known)
         if unknown:
             print(f"simulate: unknown {name} {sorted(unknown)}; choose from {sorted(known)}",
                   file=sys.stderr)
             return 2
-    grid = [(t, pn) for t in (args.traces or traces) for pn in (args.policies or policies)]
+    # Built only when chosen: at a large --scale one trace holds millions of arrivals.
+    traces = {t: standard_trace(t, args.scale) for t in (args.traces or TRACE_NAMES)}
+    grid = [(t, pn) for t in traces for pn in (args.policies or policies)]
     results = [simulate(config, policies[pn], traces[t])
                for t, pn in tqdm(grid, desc="simulating", unit="run")]
     rows = [r.summary() for r in results]
     args.out.mkdir(parents=True, exist_ok=True)
     notes = dominance(rows) if "ours" in (args.policies or policies) else []
     (args.out / "simulate.json").write_text(json.dumps(
-        {"config": asdict(config), "ours_settings": {
-            k: v for k, v in asdict(aws_settings(args.max)).items()
+        {"config": asdict(config), "scale": args.scale, "ours_settings": {
+            k: v for k, v in asdict(settings).items()
             if isinstance(v, int | float | bool)}, "results": rows, "not_dominated": notes},
         indent=2))
     plots(results, args.out)

@@ -3,6 +3,8 @@ request at a time and are stopped or terminated, and a policy ticking periodical
 
 Events are kept in a heap ordered by (time, sequence). Instances sit in slots 1..max,
 so the fleet can never exceed max; ``run`` also checks it after every policy action.
+Idle instances are indexed, so handing out a request costs the same with 500 instances
+as with 15 (a fleet of hundreds at hundreds of requests per second: docs/scaling-plan.md).
 """
 
 from __future__ import annotations
@@ -103,6 +105,8 @@ class Simulation:
         self.arrived: dict[int, float] = {}
         self.latencies: list[float] = []
         self.insts: dict[str, _Inst] = {}
+        # Instances whose state is "idle" (never draining: only busy ones drain).
+        self.idle: dict[str, _Inst] = {}
         self.ids = itertools.count(1)
         self.next_request = 0
         self.timeline: list[tuple[float, int, int]] = []
@@ -126,14 +130,25 @@ class Simulation:
         self.queue.append(rid)
         self._dispatch()
 
+    def _set_state(self, inst: _Inst, state: str) -> None:
+        """Change ``inst``'s state, keeping the idle index in step."""
+        inst.state = state
+        if state == "idle":
+            self.idle[inst.id] = inst
+        else:
+            self.idle.pop(inst.id, None)
+
     def _dispatch(self) -> None:
-        for inst in sorted(self.insts.values(), key=lambda i: i.slot):
+        """Hand queued requests to idle instances, lowest slot first."""
+        if not self.queue or not self.idle:
+            return
+        for inst in sorted(self.idle.values(), key=lambda i: i.slot):
             if not self.queue:
                 return
-            if inst.state == "idle" and inst.draining is None:
-                rid = self.queue.popleft()
-                inst.state, inst.request = "busy", rid
-                self._at(self.now + self._service(), "done", inst.id, rid)
+            rid = self.queue.popleft()
+            self._set_state(inst, "busy")
+            inst.request = rid
+            self._at(self.now + self._service(), "done", inst.id, rid)
 
     # -- fleet ---------------------------------------------------------------------------
     def _bill(self, inst: _Inst) -> None:
@@ -155,7 +170,8 @@ class Simulation:
         return out
 
     def _come_up(self, inst: _Inst, delay: float, origin: str) -> None:
-        inst.state, inst.since, inst.origin = "booting", self.now, origin
+        self._set_state(inst, "booting")
+        inst.since, inst.origin = self.now, origin
         inst.epoch += 1
         inst.ready_at = self.now + delay
         self._at(inst.ready_at, "ready", inst.id, inst.epoch)
@@ -166,8 +182,8 @@ class Simulation:
             return
         if inst.state in {"booting", "idle"}:
             self._bill(inst)
-        inst.state, inst.draining, inst.request = ("stopped" if how == "stop" else
-                                                   "terminated"), None, None
+        self._set_state(inst, "stopped" if how == "stop" else "terminated")
+        inst.draining, inst.request = None, None
         inst.epoch += 1
 
     def _apply(self, actions: Actions) -> None:
@@ -219,7 +235,7 @@ class Simulation:
             elif kind == "ready":
                 inst = self.insts[str(args[0])]
                 if inst.epoch == args[1] and inst.state == "booting":
-                    inst.state = "idle"
+                    self._set_state(inst, "idle")
                     self._dispatch()
             elif kind == "done":
                 inst = self.insts[str(args[0])]
@@ -227,7 +243,8 @@ class Simulation:
                 self.latencies.append(self.now - self.arrived.pop(rid))
                 done += 1
                 self.last_done = self.now
-                inst.state, inst.request = "idle", None
+                self._set_state(inst, "idle")
+                inst.request = None
                 if inst.draining:
                     how, inst.draining = inst.draining, None
                     self._go_down(inst, how)

@@ -66,7 +66,37 @@ def spiky(base: float = 1.0, length: float = 3600.0, spikes: int = 6,
     return Workload("poisson-spikes", sorted(arrivals), horizon=length)
 
 
-def all_traces() -> dict[str, Workload]:
-    """Every standard trace, by name."""
-    traces = [burst(), burst_twice(), step(), diurnal(), spiky()]
-    return {t.name: t for t in traces}
+#: The standard traces' names (the bursts' names are those of their scale-1 form).
+TRACE_NAMES = ("burst-1000x100", "burst-twice-1000x100", "step", "diurnal", "poisson-spikes")
+
+
+def trace(name: str, scale: float = 1.0) -> Workload:
+    """The standard trace ``name`` with its load multiplied by ``scale``.
+
+    ``scale`` multiplies what sets each trace's load: the bursts' requests and clients,
+    the step's rate, the diurnal peak, the spiky base rate and spike size; timing (the
+    step's length, the day, the spikes' spread) is unchanged. At a scale other than 1
+    the workload's name says so (``step@100x``). KeyError for an unknown name.
+    """
+    if scale <= 0:
+        raise ValueError(f"scale must be positive, got {scale:g}")
+
+    def n(count: int) -> int:
+        return max(1, round(count * scale))
+
+    makers = {
+        "burst-1000x100": lambda: burst(n(1000), n(100)),
+        "burst-twice-1000x100": lambda: burst_twice(n(1000), n(100)),
+        "step": lambda: step(rate=10.0 * scale),
+        "diurnal": lambda: diurnal(peak=20.0 * scale),
+        "poisson-spikes": lambda: spiky(base=1.0 * scale, spike_size=n(200)),
+    }
+    workload = makers[name]()
+    if scale != 1:
+        workload.name = f"{name}@{scale:g}x"
+    return workload
+
+
+def all_traces(scale: float = 1.0) -> dict[str, Workload]:
+    """Every standard trace at ``scale``, by its base name."""
+    return {name: trace(name, scale) for name in TRACE_NAMES}
