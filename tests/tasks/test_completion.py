@@ -22,8 +22,10 @@ def test_signal_wakes_the_waiter(provisioned: Settings, worker: RunningWorker,
                                  celebrities) -> None:
     # With S3 polled only every 10 minutes, wait() can return within its 60 s only
     # because the worker's signal woke it.
-    serving = ServingSettings(signal_fallback_poll=600,
-                              reply_queue_prefix=f"r-{provisioned.queue}-")
+    # The reply prefix must be the workers' (they signal no other queue); the queue's
+    # name keeps this test's reply queues apart from the others'.
+    serving = ServingSettings(signal_fallback_poll=600, reply_queue_prefix=(
+        f"{ServingSettings().reply_queue_prefix}{provisioned.queue}-"))
     client = RecognitionClient(provisioned, serving)
     try:
         data, filename = photo(celebrities, "val", "mindy_kaling")

@@ -44,8 +44,10 @@ def test_compat_route_answers_stem_and_label(web_stack: WebStack) -> None:
     assert r.headers["Content-Type"].startswith("text/plain")
     assert r.text == "sky_01:NoFace"
     s3 = aws.client(web_stack.settings, "s3")
-    keys = [o["Key"] for o in s3.list_objects_v2(
-        Bucket=web_stack.settings.input_bucket).get("Contents", [])]
+    # Every page: the session's stack holds more than one page (1000) of inputs.
+    pages = s3.get_paginator("list_objects_v2").paginate(
+        Bucket=web_stack.settings.input_bucket)
+    keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
     assert any(k.endswith("/sky_01.png") for k in keys)
     label = s3.get_object(Bucket=web_stack.settings.output_bucket, Key="sky_01")
     assert label["Body"].read().decode().strip() == "NoFace"
