@@ -338,6 +338,16 @@ class _Server(ThreadingHTTPServer):
         self.state = state
         super().__init__(listen, _Handler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that went away mid-answer (a killed worker's open long poll) is
+        # routine here: one line, not socketserver's traceback.
+        error = sys.exc_info()[1]
+        if isinstance(error, BrokenPipeError | ConnectionResetError):
+            print(f"client {client_address[0]}:{client_address[1]} went away: "
+                  f"{type(error).__name__}", file=sys.stderr, flush=True)
+            return
+        super().handle_error(request, client_address)
+
 
 def _is_loopback(host: str) -> bool:
     try:

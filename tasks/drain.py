@@ -7,10 +7,11 @@ that is gone and stays invisible for the whole visibility timeout, so its reques
 times out. A scale-in during a burst hits exactly that.
 
 So a leaving worker is first told ``celery control cancel_consumer <queue>`` (that
-worker only; kombu then releases, with visibility 0, whatever an open poll still
-returns), and only once any open poll has returned (:func:`drain_seconds`: the SQS
-wait plus a margin) gets SIGTERM, Celery's warm shutdown: the task in hand finishes and
-is acknowledged.
+worker only; whatever an open poll still returns, it takes as tasks: see
+``Channel._release_messages`` in tasks/transport), and only once any open poll has
+returned (:func:`drain_seconds`: the SQS wait plus a margin) gets SIGTERM, Celery's
+warm shutdown: the tasks in hand finish and are acknowledged, and any it holds but
+never started are given back (tasks/visibility.py).
 
 One implementation for both places a worker leaves: the embedded runner drains its
 forked workers with :class:`CeleryDrainer`, and an instance's worker unit runs

@@ -34,8 +34,9 @@ from config.aws import MISSING_OBJECT, NO_SUCH_BUCKET, endpoint_kwargs
 from config.settings import Settings
 from tasks.errors import MissingImage, MissingObject, StorageError
 
-#: The same bounds as the workers' boto3 clients: 3 tries, a bounded connection pool.
-MAX_ATTEMPTS = 3
+#: Tries per call (botocore's standard mode makes 4: its max_attempts counts retries);
+#: 5 with backoff rides out S3's SlowDown and a brief 5xx storm (bench.faults).
+MAX_ATTEMPTS = 5
 MAX_POOL_CONNECTIONS = 16
 #: A loopback or in-region call takes milliseconds; these bound a stuck endpoint.
 CONNECT_TIMEOUT_S = 5.0

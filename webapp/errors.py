@@ -107,6 +107,10 @@ def task_failed(exc: TaskFailed) -> ApiError:
         return ApiError(f"The worker could not use this image: {message}",
                         exc.code or "bad_image",
                         status=413 if exc.code in SIZE_FAULT_CODES else 400)
+    if exc.code == "storage_unreachable":  # S3 failed the worker on every retry
+        return ApiError(f"The worker could not reach storage: {message}. Nothing was "
+                        "recognised; send the image again.", exc.code, status=503,
+                        headers={"Retry-After": "2"})
     if exc.kind == "TaskRevokedError":  # Celery's ``expires`` passed before it ran
         return ApiError("The request was not started before its deadline (the service "
                         "was overloaded), so nothing was recognised. Send the image again.",

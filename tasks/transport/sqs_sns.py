@@ -278,6 +278,7 @@ class Channel(PromptConsumeMixin, SQS.Channel):
     def basic_consume(self, queue: str, no_ack: bool, callback: Any, consumer_tag: str,
                       *args: Any, **kwargs: Any) -> Any:
         result = super().basic_consume(queue, no_ack, callback, consumer_tag, *args, **kwargs)
+        self._drained.pop(queue, None)  # consuming again (a drain undone)
         keys = [b.routing_key for b in self.state.queue_bindings(queue)
                 if b.exchange in self.fanout_exchange_names]
         if no_ack and keys and not all(key in ("#", "") for key in keys):
@@ -291,6 +292,36 @@ class Channel(PromptConsumeMixin, SQS.Channel):
 
             self.connection._callbacks[queue] = filtered
         return result
+
+    # -- a drained consumer's last poll -------------------------------------------------
+    def basic_cancel(self, consumer_tag: str) -> Any:
+        queue = self._tag_to_queue.get(consumer_tag)
+        deliver = self.connection._callbacks.get(queue) if queue else None
+        result = super().basic_cancel(consumer_tag)
+        if queue and deliver is not None and not self._is_monitor(queue):
+            self._drained[queue] = deliver
+        return result
+
+    @cached_property
+    def _drained(self) -> dict[str, Any]:
+        """queue -> the delivery of its consumer, cancelled by a drain."""
+        return {}
+
+    def _release_messages(self, queue: str, qname: str, messages: list[Any]) -> Any:
+        # A long poll open when a drain cancelled the consumer returns messages after
+        # it: kombu makes them visible again, and SQS counts that as a receive. With
+        # many workers draining at once (a scale-in to zero just before a burst) one
+        # message bounces between their open polls and reaches the dead-letter queue
+        # unrun. This worker is alive and will finish what it holds before it leaves
+        # (a warm shutdown), so it takes them as tasks instead.
+        deliver = self._drained.get(qname)
+        if deliver is None or self.closed:
+            return super()._release_messages(queue, qname, messages)
+        logger.info("consumer for %s was drained: taking the %d message(s) its last poll "
+                    "returned", qname, len(messages))
+        for message in messages:
+            deliver(self._message_to_python(message, qname, queue))
+        return None
 
     def after_reply_message_received(self, queue: str) -> None:
         if is_reply_queue(queue) and self.keeper.physical(queue) is not None:

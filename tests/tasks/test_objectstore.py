@@ -7,6 +7,7 @@ import pytest
 from config import aws
 from config.settings import Settings
 from deploy.embedded_aws import free_port
+from deploy.faultproxy import FaultProxy, parse_fault
 from tasks.errors import MissingImage, MissingObject, StorageError
 from tasks.objectstore import ObjectStore, endpoint_host, read_image, write_label
 
@@ -109,3 +110,19 @@ def test_one_store_per_process_serves_the_tasks_and_the_result_backend(
     store = ObjectStore.from_settings(settings)
     assert make_app(settings).backend.store is store
     assert ObjectStore.from_settings(settings) is store
+
+
+def test_throttling_and_internal_errors_are_ridden_out(settings: Settings, bucket: str) -> None:
+    """S3 answering SlowDown or InternalError to a fifth of the calls (twice the fault
+    benchmark's rate): every call still succeeds, through the retries (the fault proxy
+    before moto's server; seeded, so the same faults every run)."""
+    faults = [parse_fault({"kind": "throttle", "service": "s3", "p": 0.1}),
+              parse_fault({"kind": "error", "service": "s3", "p": 0.1})]
+    assert settings.aws_endpoint is not None
+    with FaultProxy(settings.aws_endpoint, faults=faults, seed=7) as proxy:
+        store = ObjectStore.connect(proxy.url, settings.region, "testing", "testing")
+        for i in range(30):
+            store.put(bucket, f"slow/{i}", str(i).encode())
+            assert store.get(bucket, f"slow/{i}") == str(i).encode()
+        counters = proxy.state.to_json()["counters"]["s3"]
+    assert counters["throttled"] >= 3 and counters["errored"] >= 3, counters

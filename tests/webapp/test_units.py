@@ -10,7 +10,8 @@ from PIL import Image
 
 from autoscaler.errors import StateError
 from autoscaler.state import parse_state
-from webapp.errors import ApiError
+from tasks.errors import TaskFailed
+from webapp.errors import ApiError, task_failed
 from webapp.fleet import fleet_fields, unpublished
 from webapp.uploads import validate_identity_name, validate_image
 
@@ -78,3 +79,15 @@ def test_unpublished_has_placeholders() -> None:
     state = unpublished("none yet")
     assert state["instances"] == [] and state["desired"] is None and state["max"] is None
     assert state["autoscaler"] == {"published": False, "reason": "none yet"}
+
+
+@pytest.mark.parametrize(("kind", "code", "status", "retry_after"), [
+    ("BadImage", "truncated", 400, None),            # the image's fault: change it
+    ("PoisonMessage", "dead_letter", 502, None),     # tried max_receives times
+    ("StorageError", "storage_unreachable", 503, "2"),  # transient: send it again
+    ("TaskRevokedError", "TaskRevokedError", 503, "1"),  # expired unrun: send it again
+])
+def test_stored_failures_say_whether_to_retry(kind: str, code: str, status: int,
+                                              retry_after: str | None) -> None:
+    err = task_failed(TaskFailed("it failed", code, kind=kind))
+    assert err.status == status and err.headers.get("Retry-After") == retry_after
