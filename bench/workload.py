@@ -266,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     url = args.url.rstrip("/") + "/"
     outcomes, duration = run_workload(url, images, labels, args.requests, args.concurrency,
                                       timeout=args.timeout, retries=args.retries,
-                                      progress=not args.no_progress)
+                                      progress=not args.no_progress and sys.stderr.isatty())
     summary = {"url": url, "images": str(args.images), "concurrency": args.concurrency,
                **summarize(outcomes, duration)}
     tag = time.strftime("workload-%Y%m%d-%H%M%S")
