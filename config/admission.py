@@ -19,10 +19,12 @@ class AdmissionSettings:
         "its task's deadline (Celery `expires`): past it the task is dropped unrun",
         minimum=1.0, maximum=3600)
     admit_wait: float = setting(
-        "FACEFLEET_ADMIT_WAIT", 30.0,
+        "FACEFLEET_ADMIT_WAIT", 90.0,
         "a new recognition is refused (503 + Retry-After) when its expected queue wait, "
-        "from this process's measured completion rate, exceeds this (s)",
-        minimum=0.1, maximum=3600)
+        "from this process's measured completion rate, exceeds this (s): by default its "
+        "deadline, so only work that cannot finish in time is refused",
+        minimum=0.1, maximum=3600, derive=lambda seen: seen["max_wait"],
+        default_doc="FACEFLEET_MAX_WAIT")
     rate_window: float = setting(
         "FACEFLEET_RATE_WINDOW", 20.0,
         "seconds of completions the service rate is measured over", minimum=1.0,

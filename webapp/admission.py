@@ -15,8 +15,9 @@ So, in each web process, from its own requests only (no extra AWS calls):
 - **service rate**: completions of this process's waiting requests over the last
   ``FACEFLEET_RATE_WINDOW`` seconds (unknown until a few have completed);
 - **the door**: a new request's expected wait is (requests outstanding + 1) / rate
-  (Little's law); above ``FACEFLEET_ADMIT_WAIT`` it is refused with 503 and a
-  ``Retry-After`` of the excess, before anything is stored;
+  (Little's law); above ``FACEFLEET_ADMIT_WAIT`` (by default its deadline,
+  ``FACEFLEET_MAX_WAIT``: only work that cannot finish in time is refused) it is refused
+  with 503 and a ``Retry-After`` of the excess, before anything is stored;
 - **the wait**: a waiting request waits at least ``FACEFLEET_RESULT_TIMEOUT``, and longer
   while it makes progress -- its expected finish, (requests ahead + 1) / rate, still
   falls before ``FACEFLEET_MAX_WAIT`` -- so the tail of a busy queue is answered, and a

@@ -34,7 +34,7 @@ def face(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 def stack(moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory
           ) -> Iterator[tuple[Settings, Path, dict[str, str]]]:
     """Provisioned resources and two web tiers (no worker yet): ``door`` admits half a
-    second of queue and drops tasks after 4 s; ``patient`` has a 1 s base wait."""
+    second of queue and drops tasks after 4 s; ``patient`` has a 0.5 s base wait."""
     logs = tmp_path_factory.mktemp("admission")
     settings = unique_settings(moto_endpoint, result_timeout=1.5)
     provision(settings)
@@ -44,7 +44,7 @@ def stack(moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory
             "FACEFLEET_ADMIT_WAIT": "0.5", "FACEFLEET_MAX_WAIT": "4"})
         procs.append(door)
         patient, patient_url = start_gunicorn(settings, logs / "patient.log", {
-            "FACEFLEET_RESULT_TIMEOUT": "1", "FACEFLEET_ADMIT_WAIT": "30"})
+            "FACEFLEET_RESULT_TIMEOUT": "0.5", "FACEFLEET_ADMIT_WAIT": "30"})
         procs.append(patient)
         yield settings, logs, {"door": door_url, "patient": patient_url}
     finally:
@@ -132,9 +132,10 @@ def test_the_wait_follows_a_queue_that_moves(stack, worker, face) -> None:
     _, _, urls = stack
     for _ in range(3):  # measure the rate
         assert _post(urls["patient"], face).status_code == 200
-    # Sixteen at once on one worker: the last ones queue far past the 1 s base wait.
-    with ThreadPoolExecutor(16) as pool:
-        answers = list(pool.map(lambda _: _post(urls["patient"], face), range(16)))
-    assert [a.status_code for a in answers] == [200] * 16, [a.text for a in answers]
+    # 24 at once on one worker: the last ones queue well past the 0.5 s base wait
+    # (at 60 ms or more a recognition), and are answered, not 504.
+    with ThreadPoolExecutor(24) as pool:
+        answers = list(pool.map(lambda _: _post(urls["patient"], face), range(24)))
+    assert [a.status_code for a in answers] == [200] * 24, [a.text for a in answers]
     waits = sorted(a.json()["timings"]["wait"] for a in answers)
-    assert waits[-1] > 1.5, f"some waited past the base wait: {waits}"
+    assert waits[-1] > 1.0, f"some waited twice the base wait: {waits}"

@@ -67,3 +67,8 @@ def test_wait_follows_progress_up_to_the_cap() -> None:
 def test_admitted_work_must_fit_its_deadline() -> None:
     with pytest.raises(ConfigError, match="FACEFLEET_ADMIT_WAIT=100 must not exceed"):
         AdmissionSettings.from_env({"FACEFLEET_ADMIT_WAIT": "100"})
+
+
+def test_the_door_admits_what_can_finish_by_its_deadline_by_default() -> None:
+    assert AdmissionSettings.from_env({}).admit_wait == 90.0
+    assert AdmissionSettings.from_env({"FACEFLEET_MAX_WAIT": "120"}).admit_wait == 120.0
