@@ -130,8 +130,12 @@ def test_the_door_refuses_what_cannot_be_served_in_time(stack, worker, face) -> 
 
 def test_the_wait_follows_a_queue_that_moves(stack, worker, face) -> None:
     _, _, urls = stack
-    for _ in range(3):  # measure the rate
-        assert _post(urls["patient"], face).status_code == 200
+    # Measure the rate: until three are answered (before any rate is known, a request
+    # waits only the base 0.5 s, which a busy machine's recognition can outlast: 504).
+    answered = [_post(urls["patient"], face).status_code for _ in range(3)]
+    while answered.count(200) < 3 and len(answered) < 12:
+        answered.append(_post(urls["patient"], face).status_code)
+    assert answered.count(200) >= 3, answered
     # 24 at once on one worker: the last ones queue well past the 0.5 s base wait
     # (at 60 ms or more a recognition), and are answered, not 504.
     with ThreadPoolExecutor(24) as pool:
