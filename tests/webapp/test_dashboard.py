@@ -217,8 +217,19 @@ def test_events_flag_off_makes_no_listener(local_app: Any) -> None:
     assert app.extensions["facefleet_dashboard"].monitor._thread is None
 
 
+def listening_via(client: Any) -> dict[str, Any] | None:
+    """The listener's status once it listens, asked the way an open page asks: each
+    request counts as a viewer, so a slow start cannot run out the idle stop meanwhile."""
+    monitor: dict[str, Any] = client.get("/api/v1/dashboard").get_json()["monitor"]
+    return monitor if monitor["state"] == "listening" else None
+
+
 def test_listener_starts_lazily_stops_when_idle_and_restarts(local_app: Any) -> None:
-    app = local_app(idle_stop_s=2.0, poll_s=1.0)
+    # The idle stop counts from the last dashboard request, not from when the listener
+    # came up: with a 2 s idle stop, a start slower than 2 s (late in a CI run, moto
+    # holding every earlier test's queues) went listening → idle between two polls of
+    # status(), and the test never saw it listen. Polling like an open page avoids that.
+    app = local_app(idle_stop_s=5.0, poll_s=1.0)
     monitor = app.extensions["facefleet_dashboard"].monitor
     monitor.receive_wait_s = 1.0
     client = app.test_client()
@@ -226,12 +237,10 @@ def test_listener_starts_lazily_stops_when_idle_and_restarts(local_app: Any) -> 
     assert client.get("/healthz").status_code == 200
     assert monitor.status()["state"] == "off"  # other routes do not start it
 
-    body = client.get("/api/v1/dashboard").get_json()
-    node = body["monitor"]["node_id"]
     # Generous: starting means creating a queue and an SNS subscription on a moto
-    # server that, late in a CI run, holds every earlier test's queues (a 30 s wait
-    # timed out once there); the speed is bench.dashboard's, not this test's.
-    wait_for(lambda: monitor.status()["state"] == "listening", 90, "the listener")
+    # server that, late in a CI run, holds every earlier test's queues; the speed is
+    # bench.dashboard's, not this test's.
+    node = wait_for(lambda: listening_via(client), 90, "the listener")["node_id"]
     assert len(listener_queues(settings, node)) == 1 and subscribed(settings, node)
     wait_for(lambda: online(client.get("/api/v1/dashboard").get_json()) >= WORKERS, 30,
              "both workers' heartbeats in-process")
@@ -240,9 +249,8 @@ def test_listener_starts_lazily_stops_when_idle_and_restarts(local_app: Any) -> 
     wait_for(lambda: not listener_queues(settings, node), 15, "the listener queue removed")
     assert subscribed(settings, node) == []
 
-    again = client.get("/api/v1/dashboard").get_json()["monitor"]
+    again = wait_for(lambda: listening_via(client), 90, "the listener again")
     assert again["node_id"] != node
-    wait_for(lambda: monitor.status()["state"] == "listening", 90, "the listener again")
     assert monitor.stop(timeout=20)
     assert monitor.status()["state"] == "stopped"
     assert listener_queues(settings, again["node_id"]) == []
