@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -123,6 +124,35 @@ def test_one_batch_for_all_faces_and_bad_images_in_place(recognizer: Recognizer,
     assert [getattr(r, "label", None) for r in results] == [
         "jerry_seinfeld", None, "jerry_seinfeld", "NoFace", "jerry_seinfeld"]
     assert len(calls) == 1 and calls[0] >= 3
+
+
+def test_same_size_images_share_detector_passes(parts: Parts, celebrities: Path) -> None:
+    detector = parts.detector
+    paths = [p for name in ("jerry_seinfeld", "madonna", "mindy_kaling")
+             for p in _val(celebrities, name)[:2]]
+    # Four resized to 160 x 160 (one group of four), the rest at their own sizes.
+    images = [Image.open(p).convert("RGB") for p in paths]
+    images = [im.resize((160, 160)) for im in images[:4]] + images[4:]
+    one_by_one = [detector.detect(im) for im in images]
+    calls: list[int] = []
+    detect = detector._mtcnn.detect
+
+    def counting(image: object, landmarks: bool = False) -> object:
+        calls.append(len(image) if isinstance(image, list) else 1)
+        return detect(image, landmarks=landmarks)
+
+    detector._mtcnn.detect = counting
+    try:
+        together = detector.detect_many(images)
+    finally:
+        del detector._mtcnn.detect
+    groups = Counter(im.size for im in images)
+    assert groups[(160, 160)] == 4 and sorted(calls) == sorted(groups.values())
+    assert [len(found) for found in together] == [len(found) for found in one_by_one]
+    for mine, alone in zip(together, one_by_one, strict=True):
+        for a, b in zip(mine, alone, strict=True):
+            assert np.allclose(a.box, b.box, atol=0.01)
+            assert abs(a.probability - b.probability) < 1e-4
 
 
 def test_bad_image_raises_image_error(recognizer: Recognizer) -> None:
