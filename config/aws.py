@@ -5,14 +5,18 @@ Clients are built here and nowhere else, from :class:`config.settings.Settings` 
 endpoint: the embedded moto server or AWS itself) and a *purpose* that picks the
 connection pool, timeouts and retries for how the client is used:
 
-- ``default`` (provisioning, controller, runner, benchmarks): botocore's defaults;
-- ``interactive`` (command line, gallery, the web tier's fleet reads): fail within
-  seconds, since a person or a request thread waits;
+- ``default`` (provisioning, controller, runner, benchmarks): botocore's defaults
+  (3 tries in standard mode);
+- ``interactive`` (command line, gallery, the web tier's fleet reads): 3 tries with
+  short timeouts, failing within seconds when the endpoint is down, since a person or
+  a request thread waits;
 - ``request`` (the web tier's task client): one pooled connection per waiting request
-  thread, and short timeouts, so a dead endpoint fails a request, never hangs it;
+  thread, short timeouts, so a dead endpoint fails a request, never hangs it, and 4
+  tries;
 - ``worker`` (a worker's S3 and SQS calls): no client-side validation of parameters
   the task built itself, and S3 checksums only where S3 requires them; both cost CPU
-  on every call of the hot path.
+  on every call of the hot path; 4 tries;
+- ``heartbeat`` (a worker's visibility extension): 1 try, the next tick is the retry.
 
 The request path's S3 GET/PUT in workers go through :mod:`tasks.objectstore` (minio),
 with the same endpoint and credentials (:func:`endpoint_kwargs`).
@@ -41,22 +45,44 @@ if TYPE_CHECKING:
 
 Purpose = Literal["default", "interactive", "request", "worker", "heartbeat"]
 
-_STANDARD_RETRIES: Any = {"max_attempts": 3, "mode": "standard"}
+# Retries are given as botocore's ``total_max_attempts``, the number of *tries* (the
+# first one included). Its older ``max_attempts`` key counts *retries* (N means N + 1
+# tries), which is how ``max_attempts: 2`` and ``3`` here once meant 3 and 4 tries
+# while reading as 2 and 3; tests/config/test_aws.py counts the tries each purpose makes.
+# Standard mode backs off rand(0, 1) x 50 ms x 2^i between tries (1 s x 2^i after a
+# throttling answer), at most 20 s.
+
+
+def _tries(total: int) -> Any:
+    """botocore's ``retries`` for ``total`` tries in standard mode."""
+    return {"total_max_attempts": total, "mode": "standard"}
+
+
+#: Tries per call of each purpose (``default``: botocore's own default, 3 in standard
+#: mode, unless AWS_MAX_ATTEMPTS says otherwise).
+TRIES: dict[str, int] = {"interactive": 3, "request": 4, "worker": 4, "heartbeat": 1}
+
 PURPOSES: dict[str, Config | None] = {
     "default": None,
+    # A person or a request thread waits: 3 tries with a 3 s connect timeout fail an
+    # endpoint that refuses connections at once and one that drops them in about 9 s.
+    # Not fewer: workers read the gallery's stamp through this purpose on the hot path,
+    # and 3 tries rode out 10 % SlowDown + 2 % InternalError in bench.faults.
     "interactive": Config(connect_timeout=3, read_timeout=15,
-                          retries={"max_attempts": 2, "mode": "standard"}),
+                          retries=_tries(TRIES["interactive"])),
+    # The request path (web tier) and a worker's S3 and SQS calls: 4 tries, what
+    # bench.faults measured 0 lost and 0 wrong with (throttling, 5xx, resets); a call
+    # that still fails becomes a retryable 503 (web) or a redelivery (worker).
     "request": Config(max_pool_connections=256, connect_timeout=5, read_timeout=30,
-                      retries=_STANDARD_RETRIES),
-    "worker": Config(max_pool_connections=16, retries=_STANDARD_RETRIES,
+                      retries=_tries(TRIES["request"])),
+    "worker": Config(max_pool_connections=16, retries=_tries(TRIES["worker"]),
                      parameter_validation=False,
                      request_checksum_calculation="when_required",
                      response_checksum_validation="when_required"),
     # A worker's visibility extension (tasks/visibility.py): one quick try per tick,
     # because the next tick retries and a dead endpoint must not stall the thread.
-    # (botocore's max_attempts counts retries; total_max_attempts counts tries.)
     "heartbeat": Config(connect_timeout=2, read_timeout=5,
-                        retries={"total_max_attempts": 1, "mode": "standard"}),
+                        retries=_tries(TRIES["heartbeat"])),
 }
 
 #: S3 error codes meaning "no such object" (GetObject says NoSuchKey, HeadObject 404).

@@ -32,8 +32,8 @@ class DashboardSettings:
                                minimum=10, maximum=3600)
     idle_stop_s: float = setting(
         "FACEFLEET_DASHBOARD_IDLE_STOP", 300.0,
-        "stop listening after this long without a dashboard request (0: never); the next "
-        "request starts it again", minimum=0, maximum=7 * 86400)
+        "stop listening after this long without a dashboard request or `/metrics` scrape "
+        "(0: never); the next one starts it again", minimum=0, maximum=7 * 86400)
     poll_s: float = setting("FACEFLEET_DASHBOARD_POLL", 1.0,
                             "seconds between the page's refreshes", minimum=0.2, maximum=60)
     forget_after_s: float = setting("FACEFLEET_DASHBOARD_FORGET_AFTER", 600.0,

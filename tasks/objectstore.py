@@ -34,7 +34,7 @@ from config.aws import MISSING_OBJECT, NO_SUCH_BUCKET, endpoint_kwargs
 from config.settings import Settings
 from tasks.errors import MissingImage, MissingObject, StorageError
 
-#: Tries per call (botocore's standard mode makes 4: its max_attempts counts retries);
+#: Tries per call (the botocore ``worker`` purpose of config/aws.py makes 4);
 #: 5 with backoff rides out S3's SlowDown and a brief 5xx storm (bench.faults).
 MAX_ATTEMPTS = 5
 MAX_POOL_CONNECTIONS = 16

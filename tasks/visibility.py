@@ -19,8 +19,10 @@ consumer bootstep, so ``celery worker`` and the embedded runner both get it.
 
 A worker that cannot extend (endpoint down) says so in its log, once per outage and
 when it recovers, and counts each failed call; the counts go out as a
-``worker-visibility`` Celery event (monitoring on), which the dashboard shows and the
-web tier exports as a Prometheus metric.
+``worker-visibility`` Celery event (monitoring on) at once when the failure count
+changes and every :data:`REPORT_EVERY_S` while any count is non-zero. The dashboard
+shows them and the web tier exports them as Prometheus counters
+(``facefleet_worker_visibility_{extensions,failures}_total``, webapp/metrics.py).
 
 The bookkeeping (:class:`Ledger`) is pure; :class:`VisibilityKeeper` is the thread
 that reads Celery's state and talks to SQS.
@@ -29,6 +31,7 @@ that reads Celery's state and talks to SQS.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -58,6 +61,14 @@ GONE_CODES = frozenset({"ReceiptHandleIsInvalid", "MessageNotInflight",
 
 #: ChangeMessageVisibilityBatch takes at most ten entries.
 BATCH = 10
+
+#: The counts are sent again at least this often (s) while any is non-zero, changed or
+#: not. Events reach only the listeners that exist when they are sent, and the web
+#: tier's listener starts on demand (a dashboard viewer, a /metrics scrape), one per
+#: gunicorn process: without this, a listener started after a worker's last change
+#: would never learn its counts, and the extension count would move only when a
+#: failure does. Cost: one SNS publish a minute per worker that ever extended.
+REPORT_EVERY_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -159,17 +170,20 @@ class VisibilityKeeper:
     def __init__(self, sqs: SQSClient, timeout: int, every: float, *,
                  held: Callable[[], list[HeldMessage]] = reserved_messages,
                  report: Callable[[Mapping[str, Any]], None] | None = None,
+                 report_every: float = REPORT_EVERY_S,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.sqs = sqs
         self.timeout = timeout
         self.ledger = Ledger(every=every, tick=min(1.0, every / 4))
         self.held = held
         self.report = report
+        self.report_every = report_every
         self.clock = clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._failing = False
         self._reported_failed = 0
+        self._reported_at = -math.inf
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="facefleet-visibility",
@@ -224,15 +238,22 @@ class VisibilityKeeper:
             self._failing = False
 
     def _maybe_report(self) -> None:
-        # One event per change in the failure count, not per tick: failures are rare
-        # and the counts are cumulative, so a lost event is repaired by the next one.
-        if self.report is None or self.ledger.failed == self._reported_failed:
+        # At once when the failure count changed (what an operator must see), else at
+        # most every report_every s and only once something was counted: never one event
+        # per tick. The counts are cumulative, so a lost event is repaired by the next.
+        if self.report is None:
+            return
+        now = self.clock()
+        failures_changed = self.ledger.failed != self._reported_failed
+        counted = self.ledger.extended or self.ledger.failed
+        if not (failures_changed or (counted and now - self._reported_at >= self.report_every)):
             return
         try:
             self.report({"extended": self.ledger.extended, "failed": self.ledger.failed,
                          "held": len(self.ledger.due_at)})
             self._reported_failed = self.ledger.failed
-        except Exception as exc:  # the endpoint may still be down: try again later
+            self._reported_at = now
+        except Exception as exc:  # the endpoint may still be down: try again next tick
             log.debug("could not report visibility counts: %s", exc)
 
 
@@ -265,8 +286,12 @@ class VisibilityStep(bootsteps.StartStopStep):  # type: ignore[misc]
 
 def _event_reporter(app: Any, hostname: str) -> Callable[[Mapping[str, Any]], None] | None:
     """Send the counts as a ``worker-visibility`` event, over a connection of its own
-    (the consumer's event dispatcher belongs to the worker's event loop thread)."""
-    if not app.conf.worker_send_task_events:
+    (the consumer's event dispatcher belongs to the worker's event loop thread).
+
+    None without broadcast (monitoring off: plain SQS has no event exchange). It is a
+    worker event, like a heartbeat, so it does not wait for task events:
+    ``FACEFLEET_TASK_EVENTS=false`` keeps both, and the failures metric with them."""
+    if not (app.conf.broker_transport_options or {}).get("supports_fanout"):
         return None
 
     def report(counts: Mapping[str, Any]) -> None:

@@ -54,5 +54,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     access.init_app(app)  # refuses contradictory key settings; guards the dashboard
     for blueprint in (compat.bp, api.bp, identities.bp, fleet.bp, ops.bp, openapi.bp):
         app.register_blueprint(blueprint)
-    dashboard.init_app(app, config)  # /dashboard; its event listener starts on first use
+    board = dashboard.init_app(app, config)  # /dashboard; its listener starts on first use
+    metrics.watch_workers(board.monitor)  # the workers' visibility counts on /metrics
     return app

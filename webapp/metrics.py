@@ -5,10 +5,21 @@
 - ``facefleet_http_requests_waiting``: requests now awaiting a worker's result;
 - ``facefleet_queue_depth{state="visible"|"in_flight"}``: the SQS request queue, read
   at scrape time (absent when the queue cannot be read; see
-  ``facefleet_queue_depth_up``).
+  ``facefleet_queue_depth_up``);
+- ``facefleet_worker_visibility_extensions_total{worker}`` and
+  ``facefleet_worker_visibility_failures_total{worker}``: each worker's own cumulative
+  counts of SQS visibility extensions done and failed (tasks/visibility.py), from its
+  ``worker-visibility`` events, as the dashboard's event aggregate last heard them;
+  only workers that reported; ``facefleet_events_listener_up`` says whether this
+  process's event listener listens (all three absent when dashboard events are off).
 
 Routes are labelled by their rule (``/api/v1/recognitions/<request_id>``), never by the
 raw path, so label cardinality stays bounded.
+
+Every metric is per process: the registry is no ``prometheus_client`` multiprocess
+registry, and the web tier runs one gunicorn worker by default (config/web.py). The
+worker visibility counters are the exception that needs no merging: they are the Celery
+workers' own totals, which every web process's listener hears alike.
 """
 
 from __future__ import annotations
@@ -16,12 +27,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, g, request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from webapp.dashboard.monitor import EventsMonitor
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +70,47 @@ class QueueDepthCollector(Collector):
         yield family
 
 
+class WorkerVisibilityCollector(Collector):
+    """Each Celery worker's visibility-extension counts, as Flower exports Celery event
+    metrics: read from the dashboard's event aggregate when Prometheus scrapes.
+
+    The values are the worker's cumulative totals as of its last ``worker-visibility``
+    event (counters: they restart at 0 with the worker, which ``rate()`` handles). A
+    worker appears once it reported, and leaves with the aggregate's forgetting of
+    offline workers. Nothing is yielded when dashboard events are off: there is no
+    listener to hear the workers, and an always-zero series would hide that.
+    """
+
+    def __init__(self, monitor: EventsMonitor) -> None:
+        self._monitor = monitor
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        """Yield the listener's state and both counters by worker."""
+        if not self._monitor.enabled:
+            return
+        up = GaugeMetricFamily("facefleet_events_listener_up",
+                               "1 while this web process listens to Celery events")
+        up.add_metric([], 1 if self._monitor.status()["state"] == "listening" else 0)
+        yield up
+        extended = CounterMetricFamily(
+            "facefleet_worker_visibility_extensions",
+            "SQS message visibility extensions the worker made (its own cumulative count)",
+            labels=["worker"])
+        failed = CounterMetricFamily(
+            "facefleet_worker_visibility_failures",
+            "SQS message visibility extensions the worker could not make (endpoint "
+            "unreachable or refusing); its messages may be delivered again while held",
+            labels=["worker"])
+        for worker in self._monitor.snapshot()["workers"]:
+            # None: the worker sent no such count (yet); it is left out, not shown as 0.
+            if worker["visibility_extended"] is not None:
+                extended.add_metric([worker["hostname"]], worker["visibility_extended"])
+            if worker["visibility_failed"] is not None:
+                failed.add_metric([worker["hostname"]], worker["visibility_failed"])
+        yield extended
+        yield failed
+
+
 class WebMetrics:
     """The app's registry and instruments, plus the hooks that feed them."""
 
@@ -69,6 +124,10 @@ class WebMetrics:
         self.waiting = Gauge("facefleet_http_requests_waiting",
                              "Requests now awaiting a worker's result", registry=self.registry)
         self.registry.register(QueueDepthCollector(read_depth))
+
+    def watch_workers(self, monitor: EventsMonitor) -> None:
+        """Export the workers' visibility-extension counts heard by ``monitor``."""
+        self.registry.register(WorkerVisibilityCollector(monitor))
 
     def init_app(self, app: Flask) -> None:
         """Time every request and count it by route and status."""

@@ -52,16 +52,28 @@ def healthz() -> tuple[Response, int]:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    """Prometheus text: request counts, latency histogram, waiting requests, queue depth.
+    """Prometheus text: request counts, latency histogram, waiting requests, queue depth,
+    and each worker's visibility-extension counts.
     ---
     get:
       summary: Prometheus metrics (text exposition format)
       operationId: getMetrics
       responses:
         "200":
-          description: Requests by route and status, latency, waiting requests, queue depth.
+          description: Requests by route and status, latency, waiting requests, queue
+            depth, workers' visibility extensions and their failures.
           content:
             text/plain: {schema: {type: string}}
     """
+    # A scrape counts as a dashboard viewer: it starts this process's event listener,
+    # and regular scrapes keep it from its idle stop. Without that, the workers'
+    # visibility-failure counters would exist only while a person watched the
+    # dashboard, and an alert on them would be blind exactly when nobody looks. The
+    # price is one open listener per web process while Prometheus scrapes
+    # (docs/monitoring.md, cost table); FACEFLEET_DASHBOARD_EVENTS=false turns both off
+    # (touch() is then a no-op).
+    dashboard = current_app.extensions.get("facefleet_dashboard")
+    if dashboard is not None:
+        dashboard.monitor.touch()
     registry = current_app.extensions["facefleet_metrics"].registry
     return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.exceptions import ClientError
 from botocore.validate import ParamValidationDecorator
 
@@ -26,6 +28,54 @@ def test_clients_aim_at_the_configured_endpoint_with_their_purpose() -> None:
     real = aws.ec2_client(Settings.from_env({"FACEFLEET_AWS_ENDPOINT": "aws",
                                              "AWS_DEFAULT_REGION": "eu-west-1"}))
     assert real.meta.region_name == "eu-west-1" and "amazonaws.com" in real.meta.endpoint_url
+
+
+class _EmptyBody:
+    """The raw body of a canned response (what AWSResponse.content reads)."""
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield b""
+
+
+#: Tries per purpose: botocore's own default is 3 in standard mode.
+EXPECTED_TRIES = {"default": 3, "interactive": 3, "request": 4, "worker": 4, "heartbeat": 1}
+
+
+def test_every_purpose_says_its_tries_as_total_max_attempts() -> None:
+    # botocore's "max_attempts" counts retries (N means N + 1 tries), the opposite of
+    # what it reads as: no purpose may use it, so the number written is the tries made.
+    assert set(EXPECTED_TRIES) == set(aws.PURPOSES)
+    for purpose, config in aws.PURPOSES.items():
+        if config is None:
+            continue
+        assert "max_attempts" not in config.retries, purpose
+        assert config.retries == {"total_max_attempts": EXPECTED_TRIES[purpose],
+                                  "mode": "standard"}, purpose
+
+
+@pytest.mark.parametrize("purpose", sorted(EXPECTED_TRIES))
+def test_effective_tries_per_purpose(purpose: aws.Purpose,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tries botocore really makes on a retryable answer (HTTP 500), counted at the
+    wire: every attempt is answered by a ``before-send`` hook, so nothing is sent."""
+    monkeypatch.delenv("AWS_MAX_ATTEMPTS", raising=False)  # would change "default" only
+    monkeypatch.delenv("AWS_RETRY_MODE", raising=False)
+    settings = Settings.from_env({"FACEFLEET_AWS_ENDPOINT": "http://127.0.0.1:1"})
+    sqs = aws.sqs_client(settings, purpose)
+    tries: list[str] = []
+
+    def answer_500(request: AWSPreparedRequest, **_: Any) -> AWSResponse:
+        tries.append(request.url)
+        return AWSResponse(request.url, 500, {}, _EmptyBody())
+
+    sqs.meta.events.register("before-send.sqs.*", answer_500)
+    with pytest.raises(ClientError) as caught:
+        sqs.list_queues()
+    assert len(tries) == EXPECTED_TRIES[purpose]
+    assert caught.value.response["ResponseMetadata"]["RetryAttempts"] == len(tries) - 1
+    # What the client settled on (botocore turns any max_attempts into this key).
+    effective = sqs.meta.config.retries.get("total_max_attempts")
+    assert effective == (None if purpose == "default" else len(tries))
 
 
 def _client_error(code: str) -> ClientError:

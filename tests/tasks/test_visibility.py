@@ -4,19 +4,23 @@ back within one timeout; what never started is given back at a warm shutdown."""
 from __future__ import annotations
 
 import io
+import logging
 import os
 import signal
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
+import pytest
+from botocore.exceptions import EndpointConnectionError
 from PIL import Image
 
 from config.serving import ServingSettings
 from config.settings import Settings
 from deploy.provision import provision
 from tasks.client import RecognitionClient
-from tasks.visibility import HeldMessage, Ledger, batches
+from tasks.visibility import HeldMessage, Ledger, VisibilityKeeper, batches
 from tests.tasks.conftest import RunningWorker, photo
 from tests.tasks.test_refusals import _huge_jpeg
 
@@ -48,6 +52,60 @@ def test_batches_are_per_queue_and_at_most_ten() -> None:
     held = _held(*map(str, range(23)), queue="q1") + _held("x", queue="q2")
     sizes = [(queue, len(group)) for queue, group in batches(held)]
     assert sizes == [("q1", 10), ("q1", 10), ("q1", 3), ("q2", 1)]
+
+
+class _FlakySQS:
+    """ChangeMessageVisibilityBatch that works, or fails as an unreachable endpoint."""
+
+    def __init__(self) -> None:
+        self.down = False
+
+    def change_message_visibility_batch(self, QueueUrl: str,
+                                        Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        if self.down:
+            raise EndpointConnectionError(endpoint_url=QueueUrl)
+        return {"Successful": [{"Id": e["Id"]} for e in Entries], "Failed": []}
+
+
+def test_counts_are_reported_at_once_on_failure_and_regularly_while_nonzero(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The keeper's reports (the ``worker-visibility`` events behind the dashboard and
+    the Prometheus counters): nothing before anything was counted, failures at once,
+    and the counts again every report_every s, so a listener that started late learns
+    them; the failure is also said in the log, once per outage."""
+    clock = [0.0]
+    sqs = _FlakySQS()
+    reports: list[dict[str, Any]] = []
+    keeper = VisibilityKeeper(sqs, timeout=30, every=10.0,  # type: ignore[arg-type]
+                              held=lambda: _held("a"), report=lambda c: reports.append(dict(c)),
+                              report_every=60.0, clock=lambda: clock[0])
+
+    def tick_at(now: float) -> None:
+        clock[0] = now
+        keeper.tick()
+
+    tick_at(0.0)  # first seen: due at 9 s
+    assert reports == []
+    tick_at(9.0)  # extended: the first count goes out at once
+    assert reports == [{"extended": 1, "failed": 0, "held": 1}]
+    tick_at(19.0)
+    assert len(reports) == 1  # an extension alone waits for report_every
+    sqs.down = True
+    with caplog.at_level(logging.WARNING, logger="facefleet.visibility"):
+        tick_at(29.0)
+        assert reports[-1] == {"extended": 2, "failed": 1, "held": 1}  # at once
+        tick_at(30.0)  # still due (it failed): tried again each tick, reported each time
+        assert reports[-1]["failed"] == 2 and len(reports) == 3
+    said = [r.getMessage() for r in caplog.records if "cannot extend" in r.getMessage()]
+    assert len(said) == 1, "said once per outage, not per tick"
+    assert "cannot extend the visibility of 1 held message" in said[0]
+    sqs.down = False
+    tick_at(31.0)  # works again: extended, the failures unchanged: no event yet
+    assert len(reports) == 3
+    tick_at(90.0)  # 60 s after the last report: the counts again, changed or not
+    assert reports[-1] == {"extended": 4, "failed": 2, "held": 1}
+    tick_at(91.0)
+    assert len(reports) == 4
 
 
 # ---------------------------------------------------------------- real workers

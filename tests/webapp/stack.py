@@ -55,9 +55,11 @@ def start_worker(settings: Settings, log_path: Path, name: str,
 
 def start_gunicorn(settings: Settings, log_path: Path,
                    extra: Mapping[str, str] | None = None,
-                   timeout: float = 60.0) -> tuple[subprocess.Popen[bytes], str]:
-    """The web tier under gunicorn on a free port; returns (process, base URL)."""
-    port = free_port()
+                   timeout: float = 60.0,
+                   port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """The web tier under gunicorn on ``port`` (default: a free one); returns
+    (process, base URL). Give the port of a stopped one to restart it in its place."""
+    port = port or free_port()
     env = child_env(settings, {"FACEFLEET_WEB_BIND": f"127.0.0.1:{port}", **(extra or {})})
     cmd = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "webapp" / "gunicorn_conf.py"),
            "webapp:create_app()"]

@@ -4,15 +4,15 @@ transport (``tasks.transport``) into an
 
 Lifecycle (one monitor per Flask app, so one per gunicorn worker process):
 
-- nothing happens at import or app creation; the first dashboard request calls
-  :meth:`EventsMonitor.touch`, which starts the thread (again after a fork, or after an
-  idle stop);
+- nothing happens at import or app creation; the first dashboard request (or
+  ``/metrics`` scrape) calls :meth:`EventsMonitor.touch`, which starts the thread
+  (again after a fork, or after an idle stop);
 - the thread opens its own broker connection and an ``EventReceiver`` whose listener
   queue (``<prefix>ls-celeryev-dashboard-<pid>-<id>-<token>``, subscribed to the
   ``celeryev`` SNS topic) belongs to that connection; it asks the workers for a
   heartbeat at once so they show up within a second;
 - :meth:`stop` (also run at interpreter exit, e.g. gunicorn's worker shutdown), an idle
-  period without dashboard requests (``FACEFLEET_DASHBOARD_IDLE_STOP``), or a broker
+  period without dashboard requests or scrapes (``FACEFLEET_DASHBOARD_IDLE_STOP``), or a broker
   error ends the receive loop; leaving it closes the connection, and the transport
   deletes the listener queue and its SNS subscription. After an error the thread
   reconnects with a backoff (at most 30 s) until stopped.
@@ -73,7 +73,8 @@ class EventsMonitor:
 
     # -- control ---------------------------------------------------------------------
     def touch(self) -> None:
-        """Note a dashboard request; start the listener if it is not running here."""
+        """Note a viewer (a dashboard request, a /metrics scrape); start the listener if
+        it is not running here."""
         if not self.enabled:
             return
         with self._lock:

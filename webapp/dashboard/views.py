@@ -13,9 +13,11 @@ The JSON has three parts:
 - ``monitor``: the state of this process's event listener
   (:mod:`webapp.dashboard.monitor`).
 
-Either route starts the listener if it is not running in this process; no other route
-does. Every number is per web process: with several gunicorn workers each keeps its
-own aggregate (all see every event, but each from when it started listening).
+Either route starts the listener if it is not running in this process, and so does
+``GET /metrics`` (a Prometheus scrape counts as a viewer, so the workers' visibility
+counters stay live: see webapp/ops.py); no other route does. Every number is per web
+process: with several gunicorn workers each keeps its own aggregate (all see every
+event, but each from when it started listening).
 """
 
 from __future__ import annotations
