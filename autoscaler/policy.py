@@ -10,8 +10,9 @@ Rules, in order:
    as capacity, so a scale-out is not repeated while they boot.
 4. Scale-in only when work is done: the queue and in-flight count have been empty for
    ``idle_grace_s`` → min; otherwise the highest recommendation of the last
-   ``scale_in_window_s`` (stabilisation), never below the in-flight count (each
-   in-flight message is held by one single-slot worker).
+   ``scale_in_window_s`` (stabilisation), never below the instances the in-flight
+   messages need (``tasks_per_instance`` each: one for a solo worker, the pool's
+   concurrency for a batching one).
 """
 
 from __future__ import annotations
@@ -106,7 +107,8 @@ def decide(obs: Observation, history: History, settings: AutoscalerSettings) -> 
                             f"idle {idle_for:.1f}s ≥ grace {settings.idle_grace_s:g}s: to min")
         return decision(current, f"idle {idle_for:.1f}s < grace {settings.idle_grace_s:g}s: hold")
     stabilised = max(r for _, r in recs)
-    busy = min(obs.load.in_flight, settings.max_instances)
+    busy = min(math.ceil(obs.load.in_flight / settings.tasks_per_instance),
+               settings.max_instances)
     desired = min(current, max(stabilised, busy, settings.min_instances))
     if desired == current:
         return decision(current, f"scale-in held: window max {stabilised}, in flight {busy}")

@@ -9,9 +9,12 @@ measured in the same run on the same machine (bars: docs/benchmarks.md).
    the same machine. Bars: p50 ≤ in-process p50 + 60 ms; p99 ≤ in-process p99 + 200 ms.
 2. Saturation throughput: the reference protocol (``POST /``) with enough concurrent
    clients to keep every worker busy, vs the in-process recognizer run by as many
-   processes as the workers have cores (one torch thread each, like the workers), in
+   processes as the workers have cores (one torch thread each, like the workers) at
+   batch 1 (``recognize``) and at each ``--batches`` size (``recognize_many``), in
    many short interleaved rounds, each stack round rated from its first to its last
-   completion. Bar: stack ≥ 0.85 × in-process (pooled over the rounds).
+   completion. Bars against in-process at batch 1 (pooled over the rounds): a stack
+   without batching ≥ 0.85 ×; a batching stack (FACEFLEET_BATCH_MAX > 1, read from
+   its state file) ≥ 1.15 ×. The ratio to the best in-process batch is reported too.
 
 Same cores: when the stack was started with ``FACEFLEET_WORKER_CPUS`` and
 ``FACEFLEET_SERVICE_CPUS`` (recorded in its state file), the in-process recognizers
@@ -48,10 +51,12 @@ from bench.workload import run_workload, summarize
 from config.settings import Settings
 from config.stack import StackSettings
 from deploy.stack import STATE_FILE
-from recognition.pipeline import Recognizer
+from recognition.pipeline import Recognizer, torch_device
 
 DEFAULT_ZIP = Path(__file__).resolve().parents[2] / "shared/data/cse546/face_images_1000.zip"
 P50_BAR_S, P99_BAR_S, THROUGHPUT_BAR = 0.060, 0.200, 0.85
+#: A batching stack must beat a loop over single images (the batching issue's bar).
+BATCHED_THROUGHPUT_BAR = 1.15
 
 
 def load_image(path: Path | None) -> tuple[str, bytes]:
@@ -160,14 +165,19 @@ def _load_recognizer(cpus: frozenset[int] | None, data: bytes, barrier: Any) -> 
         _RECOGNIZER.recognize(data)
 
 
-def _recognize_for(args: tuple[bytes, float]) -> tuple[int, float, float]:
-    """Recognise flat out for ``duration`` s; the barrier makes every process take one."""
-    data, duration = args
+def _recognize_for(args: tuple[bytes, float, int]) -> tuple[int, float, float]:
+    """Recognise flat out for ``duration`` s, ``batch`` images per call (1: the single
+    image ``recognize``); the barrier makes every process take one."""
+    data, duration, batch = args
     _BARRIER.wait(timeout=600)
     count, started = 0, time.perf_counter()
+    datas = [data] * batch
     while time.perf_counter() - started < duration:
-        _RECOGNIZER.recognize(data)
-        count += 1
+        if batch == 1:
+            _RECOGNIZER.recognize(data)
+        else:
+            _RECOGNIZER.recognize_many(datas)
+        count += batch
     return count, started, time.perf_counter()
 
 
@@ -188,10 +198,11 @@ def steady_rate(completions: Sequence[float]) -> float:
 
 
 def saturation(url: str, name: str, data: bytes, processes: int, pinning: Pinning,
-               rounds: int, duration: float, requests_: int, concurrency: int
-               ) -> dict[str, Any]:
+               rounds: int, duration: float, requests_: int, concurrency: int,
+               batches: Sequence[int] = (1,)) -> dict[str, Any]:
     """Interleaved rounds: ``processes`` in-process recognizers flat out for ``duration``
-    s, then ``requests_ / rounds`` requests through the stack at ``concurrency`` clients.
+    s at each batch size of ``batches`` (1 always first), then ``requests_ / rounds``
+    requests through the stack at ``concurrency`` clients.
 
     A shared machine's speed drifts by 10-20 % within a minute (docs/benchmarks.md), so
     many short rounds let both sides sample the same drift. Each stack round is rated by
@@ -201,7 +212,9 @@ def saturation(url: str, name: str, data: bytes, processes: int, pinning: Pinnin
     ctx = multiprocessing.get_context("spawn")  # torch must not cross a fork
     barrier = ctx.Barrier(processes)
     per_round = max(2, requests_ // rounds)
-    local: list[float] = []
+    sizes = [1, *sorted(set(batches) - {1})]
+    by_batch: dict[int, list[float]] = {size: [] for size in sizes}
+    local = by_batch[1]
     stack: list[dict[str, Any]] = []
     with ctx.Pool(processes, initializer=_load_recognizer,
                   initargs=(pinning.workers, data, barrier)) as pool:
@@ -210,8 +223,10 @@ def saturation(url: str, name: str, data: bytes, processes: int, pinning: Pinnin
                          progress=False)
         for _ in tqdm(range(rounds), desc="saturation rounds", unit="round",
                       file=sys.stderr):
-            parts = pool.map(_recognize_for, [(data, duration)] * processes, chunksize=1)
-            local.append(sum(count / (end - start) for count, start, end in parts))
+            for size in sizes:
+                parts = pool.map(_recognize_for, [(data, duration, size)] * processes,
+                                 chunksize=1)
+                by_batch[size].append(sum(count / (end - start) for count, start, end in parts))
             completions: list[float] = []
 
             def done(outcome: Any, completions: list[float] = completions) -> None:
@@ -224,21 +239,30 @@ def saturation(url: str, name: str, data: bytes, processes: int, pinning: Pinnin
             counts = summarize(outcomes, seconds)
             rate = steady_rate(completions) if len(completions) >= 2 else 0.0
             stack.append({"requests": per_round, "seconds": seconds, "rps": rate,
-                          "completed": len(completions), "failed": counts["failed"]})
+                          "completed": len(completions), "failed": counts["failed"],
+                          "latencies_s": [o.latency for o in outcomes if o.completed]})
     # Pooled: every round's completion intervals over every round's steady time.
     rated = [r for r in stack if r["rps"]]
     steady = sum((r["completed"] - 1) / r["rps"] for r in rated)
     stack_rps = sum(r["completed"] - 1 for r in rated) / steady if steady else 0.0
     local_rps = sum(local) / len(local)
     ratios = [r["rps"] / rate for r, rate in zip(stack, local, strict=True)]
+    batch_rps = {size: sum(rates) / len(rates) for size, rates in by_batch.items()}
+    best = max(batch_rps, key=lambda size: batch_rps[size])
     return {
         "rounds": rounds, "concurrency": concurrency,
         "in_process": {"processes": processes, "duration_s": duration,
                        "cpus": sorted(pinning.workers) if pinning.workers else None,
-                       "round_rps": local, "rps": local_rps},
+                       "round_rps": local, "rps": local_rps,
+                       "batches": {str(size): {"round_rps": by_batch[size],
+                                               "rps": batch_rps[size]} for size in sizes},
+                       "best_batch": best, "best_rps": batch_rps[best]},
         "stack": {"requests": per_round * rounds, "rounds": stack, "rps": stack_rps,
-                  "failed": sum(r["failed"] for r in stack)},
+                  "failed": sum(r["failed"] for r in stack),
+                  # Every request of the rounds, each waiting behind the other clients'.
+                  "latency_s": stats([v for r in stack for v in r["latencies_s"]] or [0.0])},
         "round_ratios": ratios, "ratio": stack_rps / local_rps,
+        "ratio_to_best_batch": stack_rps / batch_rps[best],
     }
 
 
@@ -257,14 +281,18 @@ def plot(result: dict[str, Any], out: Path) -> Path:
                    f" ms (bar {1000 * P99_BAR_S:.0f})")
     left.legend()
     sat = result["saturation"]
-    right.bar(["in-process", "stack"], [sat["in_process"]["rps"], sat["stack"]["rps"]],
-              color=["#4c72b0", "#55a868"])
-    right.axhline(THROUGHPUT_BAR * sat["in_process"]["rps"], color="#c44e52", linestyle="--",
-                  label=f"bar {THROUGHPUT_BAR:.2f}x in-process")
+    bar = result["bars"]["throughput_ratio"]
+    batches = sat["in_process"].get("batches", {"1": {"rps": sat["in_process"]["rps"]}})
+    names = [f"in-process\nbatch {size}" for size in batches] + [
+        f"stack\n(batch max {result.get('stack_batch_max', 1)})"]
+    right.bar(names, [b["rps"] for b in batches.values()] + [sat["stack"]["rps"]],
+              color=["#4c72b0"] * len(batches) + ["#55a868"])
+    right.axhline(bar * sat["in_process"]["rps"], color="#c44e52", linestyle="--",
+                  label=f"bar {bar:.2f}x in-process at batch 1")
     right.scatter([0] * len(sat["in_process"]["round_rps"]), sat["in_process"]["round_rps"],
                   color="black", zorder=3, s=12, label="one round")
-    right.scatter([1] * len(sat["stack"]["rounds"]), [r["rps"] for r in sat["stack"]["rounds"]],
-                  color="black", zorder=3, s=12)
+    right.scatter([len(batches)] * len(sat["stack"]["rounds"]),
+                  [r["rps"] for r in sat["stack"]["rounds"]], color="black", zorder=3, s=12)
     right.set_ylabel("images per second")
     right.set_title(f"saturation: stack / in-process = {sat['ratio']:.3f} "
                     f"(rounds {min(sat['round_ratios']):.2f}-{max(sat['round_ratios']):.2f})")
@@ -290,6 +318,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="seconds the in-process recognizers run in each round")
     parser.add_argument("--rounds", type=int, default=12,
                         help="interleaved in-process / stack saturation rounds")
+    parser.add_argument("--batches", default="1,8,16",
+                        help="in-process batch sizes measured in every round (comma-"
+                             "separated; 1 is always measured)")
     parser.add_argument("--state", type=Path,
                         help="the stack's state file, for its CPU pinning "
                              "(default: FACEFLEET_STACK_DIR/state.json)")
@@ -301,6 +332,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             parser.error(f"--{option} must be at least 1, got {value}")
     if args.warmup < 0 or args.duration <= 0:
         parser.error("--warmup must be >= 0 and --duration > 0")
+    try:
+        args.batches = sorted({int(part) for part in args.batches.split(",") if part.strip()})
+    except ValueError:
+        parser.error(f"--batches must be comma-separated whole numbers, got {args.batches!r}")
+    if not args.batches or min(args.batches) < 1 or max(args.batches) > 256:
+        parser.error("--batches must hold sizes from 1 to 256")
     return args
 
 
@@ -328,23 +365,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     cores = args.cores or (len(pinning.workers) if pinning.workers else os.cpu_count() or 1)
     recognizer = Recognizer.from_settings(Settings.from_env())
+    recognizer_device = torch_device(Settings.from_env().device)  # the device it ran on
     single = single_latency(url, recognizer, name, data, args.single, args.warmup, pinning)
     del recognizer  # free its cores' memory before the throughput runs
     sat = saturation(url, name, data, cores, pinning, args.rounds, args.duration,
-                     args.requests, args.concurrency)
+                     args.requests, args.concurrency, args.batches)
     in_process, stack, ratio = sat["in_process"], sat["stack"], sat["ratio"]
     overhead = {q: single["stack_s"][q] - single["in_process_s"][q] for q in ("p50", "p99")}
-    ratio = stack["rps"] / in_process["rps"]
+    batch_max = int((state.get("pool") or {}).get("batch_max") or 1)
+    throughput_bar = BATCHED_THROUGHPUT_BAR if batch_max > 1 else THROUGHPUT_BAR
     result = {
         "url": url, "image": name, "cores": cores, "stack_workers": state.get("pool"),
+        "stack_batch_max": batch_max, "device": recognizer_device,
         "pinning": {"workers": sorted(pinning.workers) if pinning.workers else None,
                     "services": sorted(pinning.services) if pinning.services else None},
         "single": single, "overhead_s": overhead,
         "saturation": sat,
         "bars": {"p50_overhead_s": P50_BAR_S, "p99_overhead_s": P99_BAR_S,
-                 "throughput_ratio": THROUGHPUT_BAR},
+                 "throughput_ratio": throughput_bar},
         "passed": {"p50": overhead["p50"] <= P50_BAR_S, "p99": overhead["p99"] <= P99_BAR_S,
-                   "throughput": ratio >= THROUGHPUT_BAR and stack["failed"] == 0},
+                   "throughput": ratio >= throughput_bar and stack["failed"] == 0},
     }
     json_path = write_json("e2e", result, args.out)
     plot(result, args.out)
@@ -355,9 +395,11 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"ms vs in-process {1000 * single['in_process_s']['p50']:.0f} ms "
           f"(+{1000 * overhead['p50']:.0f}, bar "
           f"+60), p99 +{1000 * overhead['p99']:.0f} ms (bar +200); saturation "
-          f"{stack['rps']:.1f} vs {in_process['rps']:.1f} img/s = {ratio:.3f}x (bar 0.85; "
-          f"rounds {min(sat['round_ratios']):.2f}-{max(sat['round_ratios']):.2f}); "
-          f"-> {json_path}", ok)
+          f"{stack['rps']:.1f} vs {in_process['rps']:.1f} img/s = {ratio:.3f}x (bar "
+          f"{throughput_bar:g}; rounds {min(sat['round_ratios']):.2f}-"
+          f"{max(sat['round_ratios']):.2f}), {sat['ratio_to_best_batch']:.3f}x in-process "
+          f"at its best batch {in_process['best_batch']}; stack batch max {batch_max}, "
+          f"{recognizer_device} -> {json_path}", ok)
     return 0 if ok else 1
 
 

@@ -26,8 +26,9 @@ SLOT_TAG = "facefleet:slot"
 ORIGIN_TAG = "facefleet:origin"
 # Solo pool on the preloaded model; no mingle/gossip: they wait for other workers'
 # replies at start (about a second), which the first request of a burst would pay.
+SOLO_POOL = "-P solo -c 1"
 DEFAULT_WORKER_COMMAND = (
-    "celery -A tasks worker -P solo -c 1 --prefetch-multiplier 1 --without-mingle "
+    f"celery -A tasks worker {SOLO_POOL} --prefetch-multiplier 1 --without-mingle "
     "--without-gossip -l INFO -n {name}@%h -Q {queue}"
 )
 
@@ -96,6 +97,11 @@ class AutoscalerSettings:
         "messages (visible + in flight) one instance absorbs; on AWS a backlog builds up "
         "during a 15-40 s boot", minimum=0.01, maximum=1e6, derive=profile(1.0, 3.0),
         default_doc="1 (aws: 3)")
+    tasks_per_instance: int = setting(
+        "FACEFLEET_TASKS_PER_INSTANCE", 1,
+        "messages one instance's worker holds at once: its pool's concurrency (with "
+        "batching, FACEFLEET_WORKER_CONCURRENCY); scale-in keeps in-flight / this "
+        "instances", minimum=1, maximum=512)
     count_delayed: bool = setting("FACEFLEET_COUNT_DELAYED", False,
                                   "count delayed messages as load")
     idle_grace_s: float = _seconds(
@@ -169,9 +175,19 @@ class AutoscalerSettings:
         """The ``Name`` tag of the instance in ``slot`` (1-based)."""
         return f"{self.name_prefix}{slot}"
 
-    def worker_argv(self, name: str, queue: str) -> list[str]:
-        """The worker command for instance ``name`` as an argv list."""
-        return [part.format(name=name, queue=queue) for part in shlex.split(self.worker_command)]
+    def worker_argv(self, name: str, queue: str, batch_threads: int = 0) -> list[str]:
+        """The worker command for instance ``name`` as an argv list.
+
+        ``batch_threads`` > 0 (dynamic batching on: FACEFLEET_BATCH_MAX > 1) turns the
+        default command's solo pool into a threads pool of that many threads: a solo
+        worker runs one task at a time, so it could never form a batch. A command of
+        the operator's own is left as written (ServingSettings checks its pool when the
+        worker reads its configuration).
+        """
+        command = self.worker_command
+        if batch_threads > 0 and command == DEFAULT_WORKER_COMMAND:
+            command = command.replace(SOLO_POOL, f"-P threads -c {batch_threads}")
+        return [part.format(name=name, queue=queue) for part in shlex.split(command)]
 
     def user_data(self) -> str | None:
         """The user-data file's text, or None without one."""

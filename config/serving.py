@@ -49,14 +49,29 @@ class ServingSettings:
         "FACEFLEET_REDELIVERY_DELAY", 1,
         "seconds before a task whose worker died or timed out is tried again",
         minimum=0, maximum=900)
+    batch_max: int = setting(
+        "FACEFLEET_BATCH_MAX", 1,
+        "most images one worker process recognises together (dynamic batching, "
+        "tasks/batching.py); above 1 the pool defaults to threads and the concurrency to "
+        "twice this, so the next batch fills while one runs", minimum=1,
+        maximum=256)
+    batch_wait: float = setting(
+        "FACEFLEET_BATCH_WAIT", 0.05,
+        "most seconds a batch waits for the images of tasks this process already runs "
+        "(never for tasks not yet received: a lone request runs at once)", minimum=0,
+        maximum=5)
     worker_concurrency: int = setting(
         "FACEFLEET_WORKER_CONCURRENCY", 1,
         "pool processes (or threads) per worker; each process holds its own model",
-        minimum=1, maximum=64)
+        minimum=1, maximum=512,
+        derive=lambda seen: 2 * seen["batch_max"] if seen["batch_max"] > 1 else 1,
+        default_doc="1 (batching: 2 x FACEFLEET_BATCH_MAX)")
     worker_pool: str = setting(
         "FACEFLEET_WORKER_POOL", "prefork",
         "Celery pool: prefork survives a task that kills its process; threads overlaps "
-        "one task's S3/SQS round trips with another's recognition", parse=parse_pool)
+        "one task's S3/SQS round trips with another's recognition", parse=parse_pool,
+        derive=lambda seen: "threads" if seen["batch_max"] > 1 else "prefork",
+        default_doc="`prefork` (batching: `threads`)")
     completion_signal: bool = setting(
         "FACEFLEET_COMPLETION_SIGNAL", True,
         "workers notify the client's SQS reply queue (false: clients poll S3)")
@@ -76,6 +91,14 @@ class ServingSettings:
 
     def check(self) -> None:
         """What spans several settings."""
+        if self.batch_max > 1 and (self.worker_pool != "threads"
+                                   or self.worker_concurrency < self.batch_max):
+            raise ConfigError(
+                f"FACEFLEET_BATCH_MAX={self.batch_max} needs FACEFLEET_WORKER_POOL=threads "
+                f"and FACEFLEET_WORKER_CONCURRENCY of at least {self.batch_max} (a batch is "
+                f"made of the tasks one process runs at once; "
+                f"{2 * self.batch_max} keeps the next batch filling while one runs), not "
+                f"{self.worker_pool} with {self.worker_concurrency}")
         if self.visibility_extend_every > self.visibility_timeout / 2:
             raise ConfigError(
                 f"FACEFLEET_VISIBILITY_EXTEND_EVERY={self.visibility_extend_every:g} must be "

@@ -152,7 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         drain_node(make_app(settings, serving), settings.queue, name, host_name(),
                    drain_seconds(serving, scaler.runner_drain_s))
         return 0
-    argv_ = scaler.worker_argv(name, settings.queue)
+    argv_ = scaler.worker_argv(name, settings.queue,
+                               serving.worker_concurrency if serving.batch_max > 1 else 0)
     if argv_[0] == "celery":  # this interpreter's Celery, whatever the unit's PATH
         argv_ = [sys.executable, "-m", *argv_]
     log.info("starting worker %s@%s: %s", name, host_name(), shlex.join(argv_))

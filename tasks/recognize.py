@@ -33,17 +33,23 @@ def recognize(bucket: str, key: str, request_id: str, stem: str) -> dict[str, An
     # Picks up enrolments and removals made since the last task (cheap, rate-limited).
     worker.recognizer.refresh_gallery()
     started = time.perf_counter()
-    data = read_image(worker.objects, bucket, key)
-    fetched = time.perf_counter()
-    try:
-        with worker.compute:  # one recognition per core at a time (threads pool)
-            recognition = worker.recognizer.recognize(data)
-    except ImageError as exc:
-        raise BadImage(str(exc), exc.code) from None
+    # The ticket is taken before the fetch: a batch about to start waits (briefly) for
+    # this task's image instead of leaving without it (tasks.batching).
+    with worker.batcher.ticket() as ticket:
+        data = read_image(worker.objects, bucket, key)
+        fetched = time.perf_counter()
+        outcome = ticket.recognize(data)
+    if isinstance(outcome.value, ImageError):
+        raise BadImage(str(outcome.value), outcome.value.code)
+    if isinstance(outcome.value, Exception):
+        raise outcome.value
+    recognition = outcome.value
     recognized = time.perf_counter()
     write_label(worker.objects, worker.settings.output_bucket, stem, recognition.label)
     result = recognition.to_dict()
     result["timings"].update(fetch=round(fetched - started, 4),
+                             batch_wait=round(outcome.waited, 4),
                              store=round(time.perf_counter() - recognized, 4))
+    result["batch"] = outcome.batch  # images recognised together with this one
     result.update(request_id=request_id, stem=stem, image={"bucket": bucket, "key": key})
     return result

@@ -20,13 +20,16 @@ from typing import TYPE_CHECKING
 from config.aws import s3_client, sqs_client
 from config.serving import ServingSettings
 from config.settings import Settings
+from tasks.batching import Batcher
 from tasks.objectstore import ObjectStore
 
 if TYPE_CHECKING:
     from types_boto3_s3 import S3Client
     from types_boto3_sqs import SQSClient
 
+    from recognition.errors import ImageError
     from recognition.pipeline import Recognizer
+    from recognition.types import Recognition
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +46,9 @@ class WorkerState:
     objects: ObjectStore
     recognizer: Recognizer
     load_seconds: float
-    #: Recognitions allowed at once in this process (see compute_slots).
-    compute: threading.BoundedSemaphore
+    #: Runs this process's recognitions, batched across its concurrent tasks
+    #: (tasks.batching); as many batches at once as compute_slots allows.
+    batcher: Batcher[Recognition | ImageError]
 
 
 def compute_slots(cpus: int, torch_threads: int) -> int:
@@ -80,12 +84,14 @@ def preload(settings: Settings | None = None,
             started = time.perf_counter()
             s3 = s3_client(settings, "worker")
             recognizer = Recognizer.from_settings(settings, s3_client=s3)
+            batcher: Batcher[Recognition | ImageError] = Batcher(
+                recognizer.recognize_many, max_batch=serving.batch_max,
+                max_wait_s=serving.batch_wait,
+                slots=compute_slots(len(os.sched_getaffinity(0)), settings.torch_threads))
             _state = WorkerState(
                 settings, serving, s3, sqs_client(settings, "worker"),
                 ObjectStore.from_settings(settings), recognizer,
-                time.perf_counter() - started,
-                threading.BoundedSemaphore(compute_slots(len(os.sched_getaffinity(0)),
-                                                         settings.torch_threads)))
+                time.perf_counter() - started, batcher)
             log_loaded(_state)
             # The model, torch and the libraries are hundreds of thousands of objects that
             # live as long as the process: move them out of the collector's reach, so no

@@ -68,6 +68,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                                                        "Unknown or NoFace"},
             "faces": {"type": "array", "items": "Face"},
             "timings": TIMINGS,
+            "batch": {"type": "integer", "minimum": 1,
+                      "description": "images the worker recognised together with this "
+                                     "one, itself included (dynamic batching)"},
             "stem": STRING,
             "image": {"type": "object", "properties": {"bucket": STRING, "key": STRING}},
         },

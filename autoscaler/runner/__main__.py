@@ -46,17 +46,21 @@ def main(argv: list[str] | None = None) -> int:
               "workers; the runner is for the embedded endpoint only", file=sys.stderr)
         return 2
     fleet = Ec2Fleet(ec2_client(settings), scaler)
+    batch_threads = serving.worker_concurrency if serving.batch_max > 1 else 0
+
+    def worker_argv(name: str) -> list[str]:
+        return scaler.worker_argv(name, settings.queue, batch_threads)
+
     launcher: Launcher
     if scaler.runner_fork:
-        if scaler.worker_argv("x", settings.queue)[:4] != CELERY_WORKER:
+        if worker_argv("x")[:4] != CELERY_WORKER:
             print(f"runner: FACEFLEET_RUNNER_FORK=true needs a worker command starting with "
                   f"'celery -A tasks worker', not {scaler.worker_command!r}; set "
                   f"FACEFLEET_RUNNER_FORK=false to run any command", file=sys.stderr)
             return 2
-        launcher = ForkLauncher(lambda name: scaler.worker_argv(name, settings.queue)[4:],
-                                args.log_dir)
+        launcher = ForkLauncher(lambda name: worker_argv(name)[4:], args.log_dir)
     else:
-        launcher = CommandLauncher(lambda name: scaler.worker_argv(name, settings.queue),
+        launcher = CommandLauncher(worker_argv,
                                    {"FACEFLEET_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1"},
                                    args.log_dir, cwd=Path(os.getcwd()))
     stop = threading.Event()

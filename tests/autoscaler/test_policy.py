@@ -43,6 +43,9 @@ def obs(now: float, load: tuple[int, int] | None, running: int = 0, pending: int
     (obs(10, (0, 0), running=5), History(), S, 5, "grace"),
     # scale-in never below in-flight work
     (obs(10, (0, 6), running=15), History(((5.0, 15),), 9.9), S, 6, "scale-in"),
+    # ... counted in instances: a batching worker holds several messages at once
+    (obs(10, (0, 6), running=15), History(((5.0, 15),), 9.9),
+     replace(S, tasks_per_instance=4, backlog_per_instance=4), 2, "scale-in"),
     # stabilisation: the window's highest recommendation holds
     (obs(10, (0, 6), running=15), History(((9.0, 12),), 9.9), S, 12, "scale-in"),
     (obs(10, (0, 6), running=15), History(((9.0, 15),), 9.9), S, 15, "held"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.e2e import steady_rate
+from bench.e2e import parse_args, steady_rate
 
 
 def test_steady_rate_counts_intervals_between_first_and_last_completion() -> None:
@@ -22,3 +22,11 @@ def test_steady_rate_refuses_too_few_or_simultaneous_completions(
         completions: list[float]) -> None:
     with pytest.raises(ValueError):
         steady_rate(completions)
+
+
+def test_batches_option_always_measures_batch_one_and_refuses_nonsense() -> None:
+    assert parse_args(["--batches", "16,8"]).batches == [8, 16]  # saturation adds 1
+    assert parse_args([]).batches == [1, 8, 16]
+    for bad in ("0", "x", ",", "300"):
+        with pytest.raises(SystemExit):
+            parse_args(["--batches", bad])

@@ -46,6 +46,15 @@ def test_worker_argv_substitutes_name_and_queue() -> None:
     assert "app-tier-instance-2@%h" in argv and "q1" in argv
 
 
+def test_batching_turns_the_default_solo_worker_into_a_threads_pool() -> None:
+    s = AutoscalerSettings.from_env({})
+    assert s.worker_argv("i-1", "q", batch_threads=16)[4:8] == ["-P", "threads", "-c", "16"]
+    assert "solo" in s.worker_argv("i-1", "q")
+    own = AutoscalerSettings.from_env({"FACEFLEET_WORKER_COMMAND":
+                                       "celery -A tasks worker -P solo -n {name}@%h"})
+    assert own.worker_argv("i-1", "q", batch_threads=16)[4:6] == ["-P", "solo"]  # as written
+
+
 @pytest.mark.parametrize(("env", "match"), [
     ({"FACEFLEET_MAX_INSTANCES": "0"}, "FACEFLEET_MAX_INSTANCES"),
     ({"FACEFLEET_MAX_INSTANCES": "x"}, "FACEFLEET_MAX_INSTANCES"),
