@@ -32,6 +32,26 @@ def machine() -> dict[str, Any]:
         torch = sys.modules["torch"]
         info["torch"] = torch.__version__
         info["torch_threads"] = torch.get_num_threads()
+        # The device the models ran on: FACEFLEET_DEVICE as resolved here (auto picks
+        # the GPU when torch sees one), so CPU and GPU figures are never mixed up.
+        info["device"] = _device(torch)
+    return info
+
+
+def _device(torch: Any) -> dict[str, Any]:
+    """FACEFLEET_DEVICE, what it resolves to, and the GPU's name when one is used."""
+    from config.env import ConfigError
+    from config.settings import Settings
+
+    try:
+        wanted = Settings.from_env().device
+    except ConfigError as exc:
+        return {"error": str(exc)}
+    cuda = bool(torch.cuda.is_available())
+    used = "cuda" if wanted == "cuda" or (wanted == "auto" and cuda) else "cpu"
+    info: dict[str, Any] = {"setting": wanted, "used": used}
+    if used == "cuda" and cuda:
+        info["gpu"] = torch.cuda.get_device_name(0)
     return info
 
 

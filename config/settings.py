@@ -30,6 +30,18 @@ AWS_WORDS = frozenset({"aws", "none"})
 #: or below the pipeline's PRIMARY_MIN_PROBABILITY, so it never changes which face is a
 #: photo's primary one (its label).
 REPORT_MIN_PROBABILITY = 0.83
+#: Long side, in pixels, of the copy a larger image is detected on (the detector's cost,
+#: set by the busiest photos). MTCNN finds faces down to 20 px in that copy, so on an
+#: image of long side L every face of at least 20 * L / DETECT_MAX_SIDE pixels (box
+#: width) is searched for: 40 px on a 1920 px photo, 84 px on a 4032 px (12 MP) one.
+#: From ``python -m bench.groups`` (docs/benchmarks.md): the largest size with a 1920 px
+#: group photo in at most 0.5 s on one core and no face at or above that size lost
+#: against detecting the full image. Smaller images, the 5-celebrity photos (at most
+#: 360 px) and the 64 x 64 reference crops among them, are detected as they are.
+DETECT_MAX_SIDE = 960
+#: The smallest FACEFLEET_DETECT_MAX_SIDE accepted: above every 5-celebrity photo, which
+#: the accuracy figures rest on, so none of them is ever downscaled.
+DETECT_MAX_SIDE_MIN = 400
 
 
 def parse_endpoint(raw: str) -> str | None:
@@ -100,6 +112,12 @@ class Settings:
         "FACEFLEET_MIN_FACE_PROBABILITY", REPORT_MIN_PROBABILITY,
         "detection probability below which a face is not listed (an image's best detection "
         "is kept when none reaches it)", minimum=0.0, maximum=1.0)
+    detect_max_side: int = setting(
+        "FACEFLEET_DETECT_MAX_SIDE", DETECT_MAX_SIDE,
+        "long side (pixels) of the copy a larger image is detected on; faces are found "
+        "down to 20 px in it, i.e. 20 x the image's long side / this (40 px on a 1920 px "
+        "photo, 84 px on a 4032 px one); higher finds smaller faces, slower; crops come "
+        "from the full image", minimum=DETECT_MAX_SIDE_MIN)
     device: str = setting(
         "FACEFLEET_DEVICE", "auto",
         "where the models run: `auto` (the GPU when torch sees one), `cpu` or `cuda`",

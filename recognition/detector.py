@@ -3,9 +3,20 @@
 Every face at or above the reporting threshold (``FACEFLEET_MIN_FACE_PROBABILITY``,
 :data:`config.settings.REPORT_MIN_PROBABILITY` by default) is
 returned (``keep_all``) with its box, five landmarks and probability, most confident
-first. Very large images are detected on a downscaled copy (MTCNN's
-image pyramid grows with the pixel count) and the boxes mapped back; crops are always
-cut from the full-resolution image.
+first. Very large images are detected on a downscaled copy whose long side is
+``max_side`` (``FACEFLEET_DETECT_MAX_SIDE``, :data:`config.settings.DETECT_MAX_SIDE` =
+960 by default) and the boxes and landmarks mapped back; crops are always cut from the
+full-resolution image. The cost is in MTCNN's later stages, one pass per candidate box
+of its image pyramid, and candidates grow with the pixel count it searches: a busy
+1920 px group photo took 2.3x longer detected whole than on the 960 px copy
+(``python -m bench.groups``). The price is the smallest face: MTCNN looks for faces
+down to ``min_face_size`` (20 px) in the copy, so on an image of long side L the
+documented minimum face is 20 * L / max_side pixels of box width: 40 px on a 1920 px
+photo, 84 px on a 4032 px (12 MP) one. No group-photo face at or above it was lost
+against the full-size detector; smaller ones may be (found at that size, a few are
+scored under the reporting cut on the blurrier copy). Images no larger than
+``max_side`` (the 5-celebrity photos, the 64 x 64 reference crops) are detected as
+they are.
 """
 
 from __future__ import annotations
@@ -19,7 +30,7 @@ import torch
 from facenet_pytorch import MTCNN
 from PIL import Image
 
-from config.settings import REPORT_MIN_PROBABILITY
+from config.settings import DETECT_MAX_SIDE, REPORT_MIN_PROBABILITY
 
 Box = tuple[float, float, float, float]
 
@@ -55,13 +66,16 @@ class Detector:
     answering NoFace, and a photo without any face shows its best candidate (which
     passed MTCNN's last stage) as every image did with the old 0.7 cut. Beside a face
     above the cut, weaker detections are not listed, faces among them.
+
+    ``max_side``: an image whose long side is larger is detected on a copy of that long
+    side (see the module docstring and :meth:`smallest_face`).
     """
 
     def __init__(
         self, *, image_size: int = 160, margin: int = 10, min_face_size: int = 20,
         thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
         min_probability: float = REPORT_MIN_PROBABILITY, keep_best: bool = True,
-        max_side: int = 1600, device: str = "cpu",
+        max_side: int = DETECT_MAX_SIDE, device: str = "cpu",
     ) -> None:
         self.image_size = image_size
         self.margin = margin
@@ -113,6 +127,11 @@ class Detector:
                     out[index] = self._kept(boxes, probs, points, scale,
                                             images[index].size)
         return out
+
+    def smallest_face(self, size: tuple[int, int]) -> float:
+        """The documented minimum face, in box-width pixels, of an image of ``size``
+        (width, height): ``min_face_size`` in the detection copy, mapped back."""
+        return self.min_face_size * max(1.0, max(size) / self.max_side)
 
     def _detection_copy(self, image: Image.Image) -> tuple[Image.Image, float]:
         """The image MTCNN sees, and the factor that maps its boxes back."""

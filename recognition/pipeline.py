@@ -117,7 +117,8 @@ class Recognizer:
         threshold = settings.threshold if settings.threshold is not None else info.threshold
         return cls(
             detector=Detector(margin=DEFAULT_MARGIN, device=device,
-                              min_probability=settings.min_face_probability),
+                              min_probability=settings.min_face_probability,
+                              max_side=settings.detect_max_side),
             embedder=Embedder(load_embedder(info, device), prewhiten=info.prewhiten, flip=flip),
             gallery_store=store, threshold=threshold, weights=info,
             max_pixels=settings.max_pixels, max_bytes=settings.max_upload_bytes,
