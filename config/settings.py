@@ -30,14 +30,17 @@ AWS_WORDS = frozenset({"aws", "none"})
 #: or below the pipeline's PRIMARY_MIN_PROBABILITY, so it never changes which face is a
 #: photo's primary one (its label).
 REPORT_MIN_PROBABILITY = 0.83
-#: Long side, in pixels, of the copy a larger image is detected on (the detector's cost,
-#: set by the busiest photos). MTCNN finds faces down to 20 px in that copy, so on an
-#: image of long side L every face of at least 20 * L / DETECT_MAX_SIDE pixels (box
-#: width) is searched for: 40 px on a 1920 px photo, 84 px on a 4032 px (12 MP) one.
-#: From ``python -m bench.groups`` (docs/benchmarks.md): the largest size with a 1920 px
-#: group photo in at most 0.5 s on one core and no face at or above that size lost
-#: against detecting the full image. Smaller images, the 5-celebrity photos (at most
-#: 360 px) and the 64 x 64 reference crops among them, are detected as they are.
+#: Long side, in pixels, of the copy a larger image is detected on: the detector's cost
+#: per photo, whatever its resolution. MTCNN searches faces down to 20 px in that copy
+#: and finds every one of 28 px or more (20 px over its pyramid step 0.709) as it does
+#: in the full image, so on an image of long side L the documented minimum face is
+#: 28.2 * L / DETECT_MAX_SIDE pixels of box width: 56 px on a 1920 px photo, 118 px on
+#: a 4032 px (12 MP) one (most faces between 20 and 28 px in the copy are found too).
+#: From ``python -m bench.groups`` (docs/benchmarks.md): a 1920 px group photo in at
+#: most 0.5 s on one core with a margin for a busy machine, and no face at or above
+#: the minimum lost against detecting the full image. Smaller images, the 5-celebrity
+#: photos (at most 360 px) and the 64 x 64 reference crops among them, are detected as
+#: they are.
 DETECT_MAX_SIDE = 960
 #: The smallest FACEFLEET_DETECT_MAX_SIDE accepted: above every 5-celebrity photo, which
 #: the accuracy figures rest on, so none of them is ever downscaled.
@@ -114,10 +117,11 @@ class Settings:
         "is kept when none reaches it)", minimum=0.0, maximum=1.0)
     detect_max_side: int = setting(
         "FACEFLEET_DETECT_MAX_SIDE", DETECT_MAX_SIDE,
-        "long side (pixels) of the copy a larger image is detected on; faces are found "
-        "down to 20 px in it, i.e. 20 x the image's long side / this (40 px on a 1920 px "
-        "photo, 84 px on a 4032 px one); higher finds smaller faces, slower; crops come "
-        "from the full image", minimum=DETECT_MAX_SIDE_MIN)
+        "long side (pixels) of the copy a larger image is detected on (crops come from "
+        "the full image); faces of 28 px or more in that copy are found as well as in the "
+        "full image, i.e. of 28.2 x the image's long side / this (56 px on a 1920 px "
+        "photo, 118 px on a 4032 px one); higher finds smaller faces, slower",
+        minimum=DETECT_MAX_SIDE_MIN)
     device: str = setting(
         "FACEFLEET_DEVICE", "auto",
         "where the models run: `auto` (the GPU when torch sees one), `cpu` or `cuda`",

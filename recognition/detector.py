@@ -6,17 +6,20 @@ returned (``keep_all``) with its box, five landmarks and probability, most confi
 first. Very large images are detected on a downscaled copy whose long side is
 ``max_side`` (``FACEFLEET_DETECT_MAX_SIDE``, :data:`config.settings.DETECT_MAX_SIDE` =
 960 by default) and the boxes and landmarks mapped back; crops are always cut from the
-full-resolution image. The cost is in MTCNN's later stages, one pass per candidate box
-of its image pyramid, and candidates grow with the pixel count it searches: a busy
-1920 px group photo took 2.3x longer detected whole than on the 960 px copy
-(``python -m bench.groups``). The price is the smallest face: MTCNN looks for faces
-down to ``min_face_size`` (20 px) in the copy, so on an image of long side L the
-documented minimum face is 20 * L / max_side pixels of box width: 40 px on a 1920 px
-photo, 84 px on a 4032 px (12 MP) one. No group-photo face at or above it was lost
-against the full-size detector; smaller ones may be (found at that size, a few are
-scored under the reporting cut on the blurrier copy). Images no larger than
-``max_side`` (the 5-celebrity photos, the 64 x 64 reference crops) are detected as
-they are.
+full-resolution image. The cost is mostly in MTCNN's second and third stages, which
+crop, resample and score every candidate box its image pyramid yields, and candidates
+grow with the pixels it searches: a busy 1920 px group photo takes about 2.7x longer
+detected whole than on the 960 px copy (``python -m bench.groups``, docs/benchmarks.md).
+The price is the smallest face. MTCNN searches down to ``min_face_size`` (20 px) in the
+copy, but a face under 28 px there (20 px over the pyramid step 0.709) is seen by one
+pyramid level only, at the size of P-Net's window, and on the blurrier copy a few of
+those that the full image yields score under the reporting cut or are dropped by the
+second stage. So the documented minimum (:meth:`Detector.smallest_face`) is 28.2 px in
+the copy: on an image of long side L, 28.2 * L / max_side pixels of box width, 56 px on
+a 1920 px photo and 118 px on a 4032 px (12 MP) one. No composed group-photo face at or
+above it that the full-size detector found was lost; most below it are found too. Images
+no larger than ``max_side`` (the 5-celebrity photos, the 64 x 64 reference crops) are
+detected as they are, as before.
 """
 
 from __future__ import annotations
@@ -130,8 +133,14 @@ class Detector:
 
     def smallest_face(self, size: tuple[int, int]) -> float:
         """The documented minimum face, in box-width pixels, of an image of ``size``
-        (width, height): ``min_face_size`` in the detection copy, mapped back."""
-        return self.min_face_size * max(1.0, max(size) / self.max_side)
+        (width, height): ``min_face_size / factor`` (28 px) in the detection copy, mapped
+        back to the image (see the module docstring)."""
+        return self.min_face_size / self.factor * max(1.0, max(size) / self.max_side)
+
+    @property
+    def factor(self) -> float:
+        """MTCNN's image pyramid step (each level 0.709 the size of the one before)."""
+        return float(self._mtcnn.factor)
 
     def _detection_copy(self, image: Image.Image) -> tuple[Image.Image, float]:
         """The image MTCNN sees, and the factor that maps its boxes back."""

@@ -33,6 +33,7 @@ CUSTOM_VALID = {
     "FACEFLEET_AUTOSCALER_PROFILE": "aws",
     "FACEFLEET_DASHBOARD_GUARD": "key",
     "FACEFLEET_ADMIT_WAIT": "45",  # below FACEFLEET_MAX_WAIT, its default
+    "FACEFLEET_DETECT_MAX_SIDE": "1280",
 }
 #: Texts each custom parser must refuse, and a word its message must hold.
 CUSTOM_INVALID = {

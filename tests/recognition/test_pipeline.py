@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from collections import Counter
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import pytest
 from PIL import Image
 
 from config import aws
+from config.settings import Settings
+from recognition.detector import Detection
 from recognition.errors import GalleryError, ImageError, NoFaceError
 from recognition.gallery_store import GalleryStore
 from recognition.pipeline import Recognizer, primary_index
@@ -103,6 +106,67 @@ def test_large_image_detected_on_a_downscaled_copy(recognizer: Recognizer,
     assert result.label == "elton_john"
     x1, y1, _, _ = result.faces[0].box
     assert x1 > 2500 and y1 > 1500  # boxes are in full-resolution pixels
+
+
+def _detail(crop: np.ndarray) -> float:
+    """Mean absolute difference between neighbouring pixels (sharpness)."""
+    grey = crop.astype(np.float64).mean(axis=2)
+    return float(np.abs(np.diff(grey, axis=0)).mean() + np.abs(np.diff(grey, axis=1)).mean())
+
+
+def test_face_of_the_documented_minimum_size_on_a_1920_px_photo(
+        recognizer: Recognizer, celebrities: Path) -> None:
+    """FACEFLEET_DETECT_MAX_SIDE's promise: a face of the documented minimum width is
+    found on a 1920 px photo (detected on the 960 px copy), and the pipeline cuts its
+    crop from the full-resolution image, not from that copy."""
+    detector = recognizer.detector
+    assert detector.max_side == Settings().detect_max_side == 960  # the shipped default
+    size = (1920, 1440)
+    smallest = detector.smallest_face(size)
+    assert 56 < smallest < 57  # 28 px in the copy: MTCNN's 20 px / its pyramid step
+    photo = Image.open(_val(celebrities, "jerry_seinfeld")[0]).convert("RGB")
+    x1, y1, x2, y2 = detector.detect(photo)[0].box
+    scale = smallest / (x2 - x1)
+    small = photo.resize((math.ceil(photo.width * scale), math.ceil(photo.height * scale)))
+    sx, sy = small.width / photo.width, small.height / photo.height
+    canvas = Image.new("RGB", size, (90, 110, 90))
+    canvas.paste(small, (1500, 1100))
+    truth = (x1 * sx + 1500, y1 * sy + 1100, x2 * sx + 1500, y2 * sy + 1100)
+    assert smallest <= truth[2] - truth[0] < smallest + 1
+
+    seen: list[tuple[Image.Image, np.ndarray]] = []
+    crops = detector.crops
+
+    def recording(image: Image.Image, detections: list[Detection]) -> np.ndarray:
+        seen.append((image, crops(image, detections)))
+        return seen[-1][1]
+
+    detector.crops = recording  # type: ignore[method-assign]
+    try:
+        result = recognizer.recognize_images([canvas])[0]
+    finally:
+        del detector.crops
+    found = [i for i, f in enumerate(result.faces) if _iou(f.box, truth) >= 0.4]
+    assert len(found) == 1, (result.faces, truth)
+    face = result.faces[found[0]]
+    assert face.probability >= detector.min_probability
+    (image, cut), = seen
+    assert image is canvas  # the full-resolution image, boxes in its pixels
+    detection = Detection(face.box, face.probability, ())
+    assert np.array_equal(cut[found[0]], detector.crop(canvas, detection))
+    # The same box cut from the detection copy is visibly blurrier (half the pixels).
+    copy, factor = detector._detection_copy(canvas)
+    assert copy.size == (960, 720) and factor == 2.0
+    a, b, c, d = (v / factor for v in face.box)
+    from_copy = detector.crop(copy, Detection((a, b, c, d), face.probability, ()))
+    assert _detail(cut[found[0]]) > 1.2 * _detail(from_copy)
+
+
+def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
+    return ix * iy / union
 
 
 def test_one_batch_for_all_faces_and_bad_images_in_place(recognizer: Recognizer,
