@@ -132,43 +132,44 @@ def run_e2e(env: Mapping[str, str], batch: int, args: argparse.Namespace,
 
 
 def plot(rows: Sequence[Mapping[str, Any]], out: Path) -> Path:
-    """Throughput (left) and latency (right) against the batch maximum."""
-    fig, axes = new_figure(1, 2, size=(12, 4.8))
-    left, right = axes[0]
+    """Throughput, one-client overhead over in-process, and latency at saturation,
+    against the batch maximum (one line per wait)."""
+    fig, axes = new_figure(1, 3, size=(16, 4.8))
+    left, middle, right = axes[0]
     waits = sorted({r["batch_wait_s"] for r in rows if r["batch_max"] > 1})
     base = [r for r in rows if r["batch_max"] == 1]
     for wait in waits:
         line = base + sorted((r for r in rows if r["batch_max"] > 1
                               and r["batch_wait_s"] == wait), key=lambda r: r["batch_max"])
         xs = [r["batch_max"] for r in line]
-        left.plot(xs, [r["stack_rps"] for r in line], marker="o",
-                  label=f"stack, wait {1000 * wait:g} ms")
-        right.plot(xs, [1000 * r["single_p50_s"] for r in line], marker="o",
-                   label=f"one client p50, wait {1000 * wait:g} ms")
-        right.plot(xs, [1000 * r["single_p99_s"] for r in line], marker="x", linestyle=":",
-                   label=f"one client p99, wait {1000 * wait:g} ms")
-        right.plot(xs, [1000 * (r["saturation_latency_s"] or {}).get("p50", 0) for r in line],
-                   marker="s", linestyle="--", label=f"saturation p50, wait {1000 * wait:g} ms")
+        tag = f"wait {1000 * wait:g} ms"
+        left.plot(xs, [r["stack_rps"] for r in line], marker="o", label=f"stack, {tag}")
+        middle.plot(xs, [1000 * r["overhead_s"]["p50"] for r in line], marker="o",
+                    label=f"p50, {tag}")
+        middle.plot(xs, [1000 * r["overhead_s"]["p99"] for r in line], marker="x",
+                    linestyle=":", label=f"p99, {tag}")
+        for q, style in (("p50", "-"), ("p99", ":")):
+            right.plot(xs, [(r["saturation_latency_s"] or {}).get(q, 0) for r in line],
+                       marker="s", linestyle=style, label=f"{q}, {tag}")
     in_process = sum(r["in_process_rps"] for r in rows) / len(rows)
     left.axhline(in_process, color="#4c72b0", linestyle="--",
                  label=f"in-process batch 1 (mean of runs) {in_process:.1f}")
     left.axhline(BATCHED_THROUGHPUT_BAR * in_process, color="#c44e52", linestyle=":",
                  label=f"bar {BATCHED_THROUGHPUT_BAR}x")
-    for row in rows:
-        if row["batch_max"] > 1:
-            left.scatter([row["batch_max"]], [row["in_process_best_rps"]], color="#4c72b0",
-                         marker="^", zorder=3)
-    left.set_xscale("log", base=2)
-    right.set_xscale("log", base=2)
-    left.set_xlabel("FACEFLEET_BATCH_MAX")
-    right.set_xlabel("FACEFLEET_BATCH_MAX")
-    left.set_ylabel("images per second (triangles: in-process at that batch)")
-    right.set_ylabel("latency (ms)")
-    right.set_yscale("log")
-    left.legend(fontsize=7)
-    right.legend(fontsize=7)
-    left.set_title("saturation throughput, one worker core")
-    right.set_title("latency")
+    batched = [r for r in rows if r["batch_max"] > 1]
+    left.scatter([r["batch_max"] for r in batched], [r["in_process_best_rps"] for r in batched],
+                 color="#4c72b0", marker="^", zorder=3, label="in-process at that batch")
+    middle.axhline(1000 * P50_BAR_S, color="#c44e52", linestyle="--", label="p50 bar")
+    middle.axhline(1000 * P99_BAR_S, color="#c44e52", linestyle=":", label="p99 bar")
+    for axis, title, ylabel in (
+            (left, "saturation throughput, one worker core", "images per second"),
+            (middle, "one client: stack over in-process", "added latency (ms)"),
+            (right, "latency at saturation (4 x batch clients)", "seconds")):
+        axis.set_xscale("log", base=2)
+        axis.set_xlabel("FACEFLEET_BATCH_MAX")
+        axis.set_ylabel(ylabel)
+        axis.set_title(title)
+        axis.legend(fontsize=7)
     return save_figure(fig, "batching", out)
 
 
