@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -15,6 +18,7 @@ from tasks.batching import Batcher, Outcome
 from tasks.client import RecognitionClient
 from tasks.errors import TaskFailed
 from tests.tasks.conftest import RunningWorker, photo
+from tests.tasks.test_visibility import SHORT, _crowd, _short_queue, _wait_for
 
 #: Long enough that a test passing through a wait would be obvious, never reached.
 LONG_WAIT_S = 30.0
@@ -165,3 +169,28 @@ def test_a_batching_worker_gives_each_task_its_own_result(
     assert [r["label"] for r in results] == expected
     assert max(r["batch"] for r in results) > 1, [r["batch"] for r in results]
     assert all(r["batch"] <= 4 and r["timings"]["batch_wait"] >= 0 for r in results)
+
+
+def test_a_batching_worker_killed_mid_batch_loses_nothing(
+        settings: Settings, worker_factory: Callable[..., RunningWorker],
+        celebrities: Any) -> None:
+    settings = _short_queue(settings)
+    client = RecognitionClient(settings)
+    try:
+        slow = _crowd(photo(celebrities, "val", "madonna")[0], 6)  # seconds each
+        ids = [client.submit(slow, f"crowd{i}.jpg") for i in range(4)]
+        first = worker_factory(settings=settings, pool="threads", concurrency=8,
+                               FACEFLEET_BATCH_MAX="4", FACEFLEET_BATCH_WAIT="1", **SHORT)
+        lines = [f"request {request_id}: recognizing" for request_id in ids]
+        assert _wait_for(lambda: all(line in first.log() for line in lines), 60)
+        time.sleep(0.5)  # their images fetched: one batch of four under way
+        # The whole worker at once, as a terminated instance: acks_late, nothing acked.
+        os.killpg(first.proc.pid, signal.SIGKILL)
+        first.proc.wait(10)
+        second = worker_factory(settings=settings, **SHORT)
+        results = [client.wait(request_id, timeout=120) for request_id in ids]
+    finally:
+        client.close()
+    assert [r["request_id"] for r in results] == ids
+    assert all(line in second.log() for line in lines), "each ran again on the second"
+    assert all(r["faces"] for r in results)
