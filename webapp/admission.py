@@ -17,7 +17,9 @@ So, in each web process, from its own requests only (no extra AWS calls):
 - **the door**: a new request's expected wait is (requests outstanding + 1) / rate
   (Little's law); above ``FACEFLEET_ADMIT_WAIT`` (by default its deadline,
   ``FACEFLEET_MAX_WAIT``: only work that cannot finish in time is refused) it is refused
-  with 503 and a ``Retry-After`` of the excess, before anything is stored;
+  with 503 and a ``Retry-After`` of the excess, before anything is stored -- once the
+  rate has been measured over half its window (or the door's wait, if shorter), never
+  on the first few answers of a cold burst;
 - **the wait**: a waiting request waits at least ``FACEFLEET_RESULT_TIMEOUT``, and longer
   while it makes progress -- its expected finish, (requests ahead + 1) / rate, still
   falls before ``FACEFLEET_MAX_WAIT`` -- so the tail of a busy queue is answered, and a
@@ -97,8 +99,16 @@ class Admission:
         """
         with self._lock:
             rate = self._rate(now)
-            # Nothing measured yet (cold start): admit.
-            expected = None if rate is None else (len(self._outstanding) + 1) / rate
+            # Nothing measured yet, or not for long enough (cold start): admit. The first
+            # few completions of a burst on a fleet still starting say little about its
+            # capacity: three answers and then a pause of a few seconds read as 0.8 req/s,
+            # and 100 waiting requests as 125 s of queue, where the run's p99 was 28 s (a
+            # clean-clone CI run refused 32 such requests). So a rate is trusted to refuse
+            # only once measured over half its window, or over the door's own wait if
+            # that is shorter; until then the waiting-request cap still bounds the queue.
+            trusted = rate is not None and now - self._completed[0] >= min(
+                self.settings.rate_window / 2, self.settings.admit_wait)
+            expected = (len(self._outstanding) + 1) / rate if trusted and rate else None
             if expected is None or expected <= self.settings.admit_wait:
                 self._tickets += 1
                 ticket = f"t{self._tickets}"

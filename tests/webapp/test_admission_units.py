@@ -72,3 +72,18 @@ def test_admitted_work_must_fit_its_deadline() -> None:
 def test_the_door_admits_what_can_finish_by_its_deadline_by_default() -> None:
     assert AdmissionSettings.from_env({}).admit_wait == 90.0
     assert AdmissionSettings.from_env({"FACEFLEET_MAX_WAIT": "120"}).admit_wait == 120.0
+
+
+def test_a_rate_measured_only_briefly_does_not_refuse() -> None:
+    # A cold burst: 100 admitted, three answered in the first second, then a pause while
+    # the rest of the fleet starts. 3 / 3.5 s would read as 117 s of queue: admitted.
+    admission = _admission(admit_wait=90.0, rate_window=20.0)
+    tickets = [admission.enter(0.0) for _ in range(100)]
+    _complete(admission, 3, start=0.5, every=0.5)
+    assert admission.rate(4.0) == pytest.approx(3 / 3.5)
+    admission.finished(admission.enter(4.0), 4.0, completed=False)
+    # Measured over half the window (10 s) at that rate, the door refuses.
+    with pytest.raises(Refused):
+        admission.enter(10.5)
+    for ticket in tickets:
+        admission.finished(ticket, 11.0, completed=False)
