@@ -111,7 +111,6 @@ class Batcher(Generic[T]):
         self._inline = threading.BoundedSemaphore(slots)
         self._threads: list[threading.Thread] = []
         self._pid = 0
-        self.batches = 0  # batches run (for tests and logs)
 
     @contextmanager
     def ticket(self) -> Iterator[Ticket[T]]:
@@ -184,7 +183,6 @@ class Batcher(Generic[T]):
             started = self._clock()
             try:
                 values = self._run_batch([item.data for item in batch])
-                self.batches += 1
                 for item, value in zip(batch, values, strict=True):
                     item.outcome, item.batch = value, len(batch)
                     item.waited = started - item.queued
