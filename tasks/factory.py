@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from celery import Celery
 
+from config.aws import share_botocore_loader
 from config.celeryconfig import TASK_PREFIX, celery_config
 from config.monitoring import MonitoringSettings
 from config.serving import ServingSettings
@@ -27,6 +28,10 @@ def make_app(settings: Settings | None = None, serving: ServingSettings | None =
     settings = settings or Settings.from_env()
     serving = serving or ServingSettings.from_env()
     monitoring = monitoring or MonitoringSettings.from_env()
+    # Celery builds its S3 result backend (a boto3 session) once per thread that sends
+    # or runs a task: the web tier's request threads, a threads pool's workers. With
+    # one botocore loader per process each costs a twelfth of the CPU (config/aws.py).
+    share_botocore_loader()
     app = Celery("facefleet", set_as_current=False)
     app.conf.update(celery_config(settings, serving, monitoring, request_queue_url))
     # Kept on the app so tasks and request handlers read the same settings.

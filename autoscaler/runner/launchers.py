@@ -31,9 +31,8 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 import boto3
-import botocore.loaders
-import botocore.session
 
+from config.aws import share_botocore_loader
 from deploy.lifetime import child_setup, die_with_parent
 
 log = logging.getLogger("facefleet.runner")
@@ -149,28 +148,6 @@ def close_boto3_pools(*objects: Any) -> None:
         session = getattr(getattr(client, "_endpoint", None), "http_session", None)
         if session is not None:
             session.close()
-
-
-def share_botocore_loader() -> None:
-    """Make every botocore session of this process (and its forked children) share one
-    data loader, as the clients of one session already do.
-
-    Each new session otherwise re-parses endpoints.json and the service models: CPU
-    paid twice per Celery worker start (kombu's SQS channel and the S3 result backend),
-    and by 15 workers starting at once on a small machine.
-    """
-    if getattr(botocore.session.create_loader, "facefleet_shared", False):
-        return
-    loaders: dict[str | None, botocore.loaders.Loader] = {}
-    original = botocore.loaders.create_loader
-
-    def shared(search_path_string: str | None = None) -> botocore.loaders.Loader:
-        if search_path_string not in loaders:
-            loaders[search_path_string] = original(search_path_string)
-        return loaders[search_path_string]
-
-    shared.facefleet_shared = True  # type: ignore[attr-defined]
-    botocore.session.create_loader = shared
 
 
 def warm_worker_imports(app: Any) -> None:

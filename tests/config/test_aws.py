@@ -122,3 +122,18 @@ def test_total_counts_in_flight_and_optionally_delayed() -> None:
     assert load.total() == 5
     assert load.total(count_delayed=True) == 9
     assert load.to_dict() == {"visible": 2, "in_flight": 3, "delayed": 4}
+
+
+def test_sessions_share_one_botocore_loader_once_an_app_is_built() -> None:
+    """Celery builds a boto3 session per thread that sends a task; each must reuse the
+    process's parsed service models rather than parse them again (config/aws.py)."""
+    import boto3
+
+    from tasks.factory import make_app
+
+    make_app(Settings.from_env({"FACEFLEET_AWS_ENDPOINT": "http://127.0.0.1:9"}))
+    first = boto3.session.Session()._session.get_component("data_loader")
+    second = boto3.session.Session()._session.get_component("data_loader")
+    assert first is second
+    aws.share_botocore_loader()  # a second call keeps the same loader
+    assert boto3.session.Session()._session.get_component("data_loader") is first
