@@ -81,6 +81,7 @@ class EmbeddedStack:
     worker_env: dict[str, str]
     procs: list[Proc]
     logs: Path
+    worker_nice: int = 0
 
 
 @contextmanager
@@ -90,12 +91,13 @@ def embedded_stack(state_dir: Path, timeout: float = 180.0) -> Iterator[Embedded
     settings = Settings.from_env(env)
     web = replace(WebSettings.from_env(), bind=f"127.0.0.1:{free_port()}")
     stack = StackSettings(workers=0, autoscale=False, state_dir=state_dir,
-                          start_timeout=timeout)
+                          start_timeout=timeout,
+                          worker_nice=StackSettings.from_env(env).worker_nice)
     state = start(settings, ServingSettings.from_env(), stack, web, say=lambda _: None)
     procs = [Proc(**p) for p in state["processes"]]
     try:
         yield EmbeddedStack(settings, str(state["web"]), child_env(settings, state["weights"]),
-                            procs, state_dir / "logs")
+                            procs, state_dir / "logs", stack.worker_nice)
     finally:
         stop_processes(procs)
 
@@ -123,7 +125,8 @@ def autoscaler(stack: EmbeddedStack, role: str, max_instances: int,
            "FACEFLEET_MAX_INSTANCES": str(max_instances)}
     logs = stack.logs / role
     logs.mkdir(parents=True, exist_ok=True)
-    scaler = Autoscaler(role, max_instances, env, logs, spawn_autoscaler(env, logs))
+    scaler = Autoscaler(role, max_instances, env, logs,
+                        spawn_autoscaler(env, logs, worker_nice=stack.worker_nice))
     try:
         deadline = time.monotonic() + timeout
         while not autoscaler_ready(scaler.procs):

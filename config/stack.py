@@ -67,6 +67,18 @@ class StackSettings:
     service_cpus: frozenset[int] | None = setting(
         "FACEFLEET_SERVICE_CPUS", None,
         "CPUs of moto's server, the web tier and the controller", parse=parse_cpus)
+    # On AWS an instance has its own cores; here the simulated instances share the
+    # machine with what stands in for AWS (moto's server) and for the web tier's own
+    # host. At equal priority 15 busy workers take 15/17 of the CPU and the web tier,
+    # starved, answers even a refusal in seconds and lets the queue run dry mid-overload
+    # (bench.overload). Below the services' priority, the workers still get every cycle
+    # the services leave, as instances would.
+    worker_nice: int = setting(
+        "FACEFLEET_WORKER_NICE", 10,
+        "niceness of the workers (and the runner that forks them) above the services': "
+        "on one machine the simulated instances yield the CPU to the embedded AWS and the "
+        "web tier, which stand in for machines of their own; 0: equal priority",
+        minimum=0, maximum=19)
     fault_proxy: bool = setting(
         "FACEFLEET_FAULT_PROXY", False,
         "put the fault-injection proxy (deploy/faultproxy.py) on the endpoint's address "

@@ -52,9 +52,10 @@ def pin_to(cpus: frozenset[int] | None) -> Callable[[], None] | None:
     return lambda: os.sched_setaffinity(0, chosen)
 
 
-def child_setup(cpus: frozenset[int] | None = None) -> Callable[[], None]:
-    """A ``preexec_fn``: the child gets SIGTERM when this process dies, and is pinned to
-    ``cpus`` (None: not pinned). Call it right before starting the child.
+def child_setup(cpus: frozenset[int] | None = None, nice: int = 0) -> Callable[[], None]:
+    """A ``preexec_fn``: the child gets SIGTERM when this process dies, is pinned to
+    ``cpus`` (None: not pinned) and runs ``nice`` steps below this process's priority
+    (what it forks inherits both). Call it right before starting the child.
 
     From any thread but the main one the death signal is left out: it would fire when
     that thread ends, killing a child meant to outlive it. Such a child must be stopped
@@ -66,6 +67,8 @@ def child_setup(cpus: frozenset[int] | None = None) -> Callable[[], None]:
     def setup() -> None:
         if pin is not None:
             pin()
+        if nice:
+            os.nice(nice)
         if parent is not None:
             die_with_parent(parent=parent)
 

@@ -106,16 +106,16 @@ RESTART_WINDOW_S = 60.0
 
 
 def _spawn(name: str, cmd: list[str], env: dict[str, str], logs: Path,
-           cpus: frozenset[int] | None = None) -> Proc:
+           cpus: frozenset[int] | None = None, nice: int = 0) -> Proc:
     log_path = logs / f"{name}.log"
     with open(log_path, "ab") as log:
         start = log.tell()
         # Its own session: Ctrl-C reaches the stack only, which stops the parts in order.
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True,
-                                preexec_fn=child_setup(cpus))
+                                preexec_fn=child_setup(cpus, nice))
     _CHILDREN[proc.pid] = proc
-    _RECIPES[name] = partial(_spawn, name, cmd, env, logs, cpus)
+    _RECIPES[name] = partial(_spawn, name, cmd, env, logs, cpus, nice)
     return Proc(name, proc.pid, str(log_path), start, start_time(proc.pid))
 
 
@@ -210,16 +210,18 @@ def child_env(settings: Settings, weights_uri: str | None = None) -> dict[str, s
 
 def spawn_autoscaler(env: dict[str, str], logs: Path,
                      worker_cpus: frozenset[int] | None = None,
-                     service_cpus: frozenset[int] | None = None) -> list[Proc]:
+                     service_cpus: frozenset[int] | None = None,
+                     worker_nice: int = 0) -> list[Proc]:
     """Start the embedded runner, then the controller (stopped in reverse: the controller
     first, so no instance changes while the runner warm-shuts its workers).
 
     ``env`` is the workers' environment (settings, weights URI, FACEFLEET_MAX_INSTANCES
     and the other autoscaler variables); worker logs go to ``logs/workers/<name>.log``.
-    The runner's workers are forks of it, so pinning the runner pins them.
+    The runner's workers are forks of it, so pinning (or nicing) the runner pins them.
     """
     runner = _spawn("runner", [sys.executable, "-m", "autoscaler.runner",
-                               "--log-dir", str(logs / "workers")], env, logs, worker_cpus)
+                               "--log-dir", str(logs / "workers")], env, logs, worker_cpus,
+                    worker_nice)
     return [runner, spawn_controller(env, logs, service_cpus)]
 
 
@@ -281,7 +283,8 @@ def start(settings: Settings, serving: ServingSettings, stack: StackSettings,
             say("webapp/ is not there yet: starting without a web tier")
         if stack.autoscale:
             say("starting the autoscaler (controller and embedded runner)")
-            procs += spawn_autoscaler(worker_env, logs, stack.worker_cpus, stack.service_cpus)
+            procs += spawn_autoscaler(worker_env, logs, stack.worker_cpus, stack.service_cpus,
+                                      stack.worker_nice)
             _wait_autoscaler(procs, stack.start_timeout)
         else:
             for index in range(stack.workers):
@@ -289,7 +292,7 @@ def start(settings: Settings, serving: ServingSettings, stack: StackSettings,
                     sys.executable, "-m", "celery", "-A", "tasks", "worker",
                     "-n", f"worker-{index + 1}@%h", "--loglevel=INFO",
                     "--without-gossip", "--without-mingle"],
-                    worker_env, logs, stack.worker_cpus))
+                    worker_env, logs, stack.worker_cpus, stack.worker_nice))
             say(f"waiting for {stack.workers} worker(s) to load the model")
             for proc in procs:
                 if proc.name.startswith("worker-"):
@@ -318,7 +321,8 @@ def start(settings: Settings, serving: ServingSettings, stack: StackSettings,
                  "pool": serving.worker_pool, "concurrency": serving.worker_concurrency,
                  "batch_max": serving.batch_max, "batch_wait_s": serving.batch_wait},
         "cpus": {"workers": sorted(stack.worker_cpus) if stack.worker_cpus else None,
-                 "services": sorted(stack.service_cpus) if stack.service_cpus else None},
+                 "services": sorted(stack.service_cpus) if stack.service_cpus else None,
+                 "worker_nice": stack.worker_nice},
         "started_at": time.time(),
     }
 

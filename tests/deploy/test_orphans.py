@@ -179,9 +179,16 @@ def test_stop_signal_while_starting_stops_what_started(
 def test_sigkilled_stack_takes_its_services_along(
         env: dict[str, str], started: Started) -> None:
     """SIGKILL runs no handler: the services go by their parent-death signal, and
-    ``down`` then reports the stale state and removes it."""
+    ``down`` then reports the stale state and removes it. (While it is up: the runner,
+    whose forks are the simulated instances, runs FACEFLEET_WORKER_NICE below the
+    services that stand in for AWS and the web tier's host.)"""
     stack = _run(env, started, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait_up(env, stack, started)
+    state = _wait_up(env, stack, started)
+    pids = {p["name"]: p["pid"] for p in state["processes"]}
+    base = os.getpriority(os.PRIO_PROCESS, stack.pid)
+    assert os.getpriority(os.PRIO_PROCESS, pids["runner"]) == min(19, base + 10)
+    assert os.getpriority(os.PRIO_PROCESS, pids["web"]) == base
+    assert os.getpriority(os.PRIO_PROCESS, pids["moto"]) == base
 
     os.kill(stack.pid, signal.SIGKILL)
     stack.wait(timeout=10)
