@@ -80,7 +80,8 @@ class ServingSettings:
         "seconds between S3 result polls when there is no signal", minimum=0.01, maximum=60)
     signal_fallback_poll: float = setting(
         "FACEFLEET_SIGNAL_FALLBACK_POLL", 5.0,
-        "S3 poll period (s) while awaiting a signal (in case one is lost)",
+        "seconds before a waiter first polls S3 in case its signal was lost; each next "
+        "interval doubles, up to 4 times this",
         minimum=0.1, maximum=600)
     reply_queue_prefix: str = setting("FACEFLEET_REPLY_QUEUE_PREFIX", "facefleet-reply-",
                                       "name prefix of reply queues")

@@ -8,8 +8,9 @@
 Awaiting: with the completion signal (default) the client owns an SQS reply queue
 (:mod:`tasks.completion`); ``wait`` sleeps until the worker's signal, then returns the
 copy of the stored result that the signal carries, or reads it from S3 (the source of
-truth) when it carries none (failures, large results), and polls S3 every
-``FACEFLEET_SIGNAL_FALLBACK_POLL`` seconds in case a signal is lost. Without it,
+truth) when it carries none (failures, large results), and polls S3 in case a signal
+is lost: first after ``FACEFLEET_SIGNAL_FALLBACK_POLL`` seconds, then at twice the
+previous interval, up to ``FALLBACK_BACKOFF`` times that period. Without it,
 ``wait`` is Celery's ``AsyncResult.get`` (an S3 poll every 0.5 s).
 
 Thread-safe: one client serves every request thread of a web process. After a fork
@@ -47,6 +48,15 @@ from tasks.keys import (
 from tasks.results import StoredResult, fetch_result
 
 log = logging.getLogger(__name__)
+
+#: The fallback poll's interval doubles up to this many times FACEFLEET_SIGNAL_FALLBACK_POLL.
+#: A lost signal is rare (a worker killed between storing a result and signalling), but
+#: every waiter polls: at a fixed 5 s, the 144 requests a web process holds under
+#: overload made 29 S3 GETs a second that found nothing, on the endpoint the workers
+#: need (bench.overload). Doubling finds a lost signal's result within about the time
+#: already waited, and costs a 14 s wait one poll instead of two, a 90 s wait five instead
+#: of eighteen.
+FALLBACK_BACKOFF = 4.0
 
 
 class RecognitionClient:
@@ -162,6 +172,7 @@ class RecognitionClient:
         # CPU from the worker on a small machine.
         signalled = listener is not None and listener.alive and listener.expects(request_id)
         event = listener.expect(request_id) if listener is not None else None
+        fallback = self.serving.signal_fallback_poll
         try:
             while True:
                 carried = listener.take_result(request_id) if listener is not None else None
@@ -178,12 +189,13 @@ class RecognitionClient:
                 if remaining <= 0:
                     raise ResultTimeout(
                         f"request {request_id} has no result after {now - started:.0f} s")
-                pause = min(remaining, self.serving.signal_fallback_poll)
                 if event is None or listener is None or not listener.alive:
-                    pause = min(remaining, self.serving.result_poll_interval)
-                    time.sleep(pause)
-                elif event.wait(pause):
+                    time.sleep(min(remaining, self.serving.result_poll_interval))
+                elif event.wait(min(remaining, fallback)):
                     event.clear()
+                else:
+                    fallback = min(2 * fallback,
+                                   FALLBACK_BACKOFF * self.serving.signal_fallback_poll)
         finally:
             if listener is not None:
                 listener.forget(request_id)
