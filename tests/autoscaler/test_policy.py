@@ -89,6 +89,39 @@ def test_burst_then_drain_sequence() -> None:
     assert seen[0].action == "scale-out" and seen[-1].action == "scale-in"
 
 
+def walk(trace: list[tuple[float, tuple[int, int]]], current: int = 0) -> list[Decision]:
+    h = History()
+    seen: list[Decision] = []
+    for now, load in trace:
+        d = decide(obs(now, load, running=current), h, replace(S, idle_grace_s=0.5))
+        h, current = d.history, d.desired
+        seen.append(d)
+    return seen
+
+
+def test_a_trickle_with_pauses_keeps_its_fleet_between_requests() -> None:
+    # A request every ~1.5 s, the queue empty in between: pauses of 1.5 s are remembered
+    # and the grace grows to 3 s, so the fleet is not sent to zero after each request.
+    trace = []
+    for i in range(6):
+        start = 1.5 * i
+        trace += [(start, (1, 0)), (start + 0.5, (0, 0)), (start + 1.0, (0, 0))]
+    seen = walk(trace)
+    assert all(d.desired >= 1 for d in seen[3:]), [d.reason for d in seen]
+    assert seen[-1].history.idle_grace(trace[-1][0], replace(S, idle_grace_s=0.5)) == 3.0
+    # ... and when it stops for good, it still goes to zero after that grace.
+    last = trace[-1][0]
+    end = walk([*trace, (last + 1.5, (0, 0)), (last + 3.0, (0, 0))])
+    assert end[-2].desired >= 1 and end[-1].desired == 0
+
+
+def test_a_long_idle_period_is_not_a_pause() -> None:
+    # Two bursts 20 s apart: the second one still goes to zero the plain grace after it.
+    seen = walk([(0.0, (5, 0)), (0.5, (0, 0)), (20.0, (5, 0)), (20.5, (0, 0)),
+                 (21.0, (0, 0))])
+    assert seen[-1].desired == 0, seen[-1].reason
+
+
 def test_recommend_bounds() -> None:
     assert recommend(0, S) == 0
     assert recommend(10**9, S) == 15
