@@ -77,6 +77,8 @@ def create_recognition() -> tuple[Response, int] | Response:
         "504": Timeout
     """
     wait = _wait_parameter()
+    if wait:
+        get_services().check_waiting_room()
     upload = _image_upload()
     if not wait:
         request_id, submit_s = submit_later(upload)

@@ -30,12 +30,13 @@ def classify() -> Response:
     Errors are plain text too: 400 (missing field, not an image), 413 (too large),
     503 (AWS endpoint or queue unreachable, too many waiting), 504 (no result in time).
     """
+    services = get_services()
+    services.check_waiting_room()
     upload_file = request.files.get("inputFile")
     if upload_file is None:
         raise ApiError("Send the image as multipart/form-data in the "
                        "field 'inputFile', e.g. curl -F inputFile=@face.jpg http://HOST/",
                        "missing_field", status=400)
-    services = get_services()
     upload = validate_image(upload_file.read(), upload_file.filename, field="inputFile",
                             max_bytes=services.settings.max_upload_bytes,
                             max_pixels=services.settings.max_pixels)

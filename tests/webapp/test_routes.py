@@ -186,7 +186,14 @@ def test_timeout_gives_504_and_a_full_server_gives_503(moto_endpoint: str) -> No
                                  files={"image": ("q.png", _blank_png())}, timeout=60)
 
         with ThreadPoolExecutor(4) as pool:
-            responses = list(pool.map(post, range(4)))
+            sent = [pool.submit(post, i) for i in range(4)]
+            time.sleep(1.0)  # two of them now wait (5 s), two were refused
+            # A full server refuses before it parses a body: a bad upload gets the 503
+            # too, not the 400 it would get from a server with room.
+            shed = requests.post(url + "/", files={"inputFile": ("q.png", b"no image")},
+                                 timeout=60)
+            assert shed.status_code == 503 and "already waiting" in shed.text, shed.text
+            responses = [f.result() for f in sent]
         statuses = sorted(r.status_code for r in responses)
         assert statuses == [503, 503, 504, 504], [r.text for r in responses]
         timed_out = next(r for r in responses if r.status_code == 504)
