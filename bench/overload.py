@@ -190,6 +190,11 @@ class Recorder:
             self.shots.append(shot)
         self._bar.update(1)
 
+    def snapshot(self) -> list[Shot]:
+        """The shots recorded so far (the clients may still be adding)."""
+        with self._lock:
+            return list(self.shots)
+
     def close(self) -> list[Shot]:
         self._bar.close()
         with self._lock:
@@ -309,11 +314,12 @@ def counts(shots: Iterable[Shot]) -> dict[str, int]:
 
 def overload_figures(shots: Sequence[Shot], start: float, end: float,
                      capacity: float) -> dict[str, Any]:
-    """Goodput (correct answers arriving in [start, end) per second) against capacity,
-    and what became of the requests sent during the overload."""
+    """Goodput (correct answers to overload requests arriving in [start, end) per second)
+    against capacity, and what became of the requests sent during the overload. The
+    closed loop's last few answers, which arrive as the overload begins, do not count."""
     sent = [s for s in shots if s.phase == "overload"]
     window = end - start
-    goodput = answered_between(shots, ["correct"], start, end) / window if window > 0 else 0.0
+    goodput = answered_between(sent, ["correct"], start, end) / window if window > 0 else 0.0
     by_kind = counts(sent)
     refused = [s for s in sent if s.kind in REFUSED]
     return {
@@ -628,37 +634,49 @@ def run(args: argparse.Namespace, say: Callable[[str], None]) -> dict[str, Any]:
     cap_end = cap_start + args.capacity_s
     say(f"capacity: {args.clients} clients, {args.warmup:g} s warm-up + "
         f"{args.capacity_s:g} s")
-    closed_loop(url, field, args.protocol, images, labels, args.clients,
-                [("warmup", cap_start), ("capacity", cap_end)], t0, args.timeout, recorder)
-    capacity = capacity_figures(recorder.shots, cap_start, cap_end)
+    closed = threading.Thread(target=closed_loop, name="closed-loop", daemon=True, args=(
+        url, field, args.protocol, images, labels, args.clients,
+        [("warmup", cap_start), ("capacity", cap_end)], t0, args.timeout, recorder))
+    closed.start()
+    # The overload follows the capacity phase without a pause, as a real surge does: the
+    # closed loop's last few requests are still being answered as the open loop starts.
+    # (A pause of the second or two those answers take reads as idle to the embedded
+    # autoscaler, whose grace is 0.5 s: the surge would then meet a fleet of zero.) The
+    # capacity is the rate of correct answers that arrived by the phase's end, so it is
+    # known then; its latencies are taken once the closed loop has finished.
+    time.sleep(max(0.0, cap_end - (time.perf_counter() - t0)))
+    rate = answered_between(recorder.snapshot(), ["correct"], cap_start, cap_end) / args.capacity_s
     load["overload_start"] = os.getloadavg()
-    client["closed_loop"], cpu = round(client_cpu() - cpu, 2), client_cpu()
-    if capacity["latency_s"]["n"] < MIN_CAPACITY_ANSWERS or capacity["rps"] <= 0:
+    if rate <= 0:
+        closed.join()
         recorder.close()
-        raise OverloadError(f"only {capacity['latency_s']['n']} correct answers in the "
-                            f"capacity phase ({capacity['counts']}); is the gallery "
-                            "enrolled and the fleet up?")
-
-    # The open loop starts once the closed loop's last answer is in, so the overload
-    # begins from the queue the closed loop leaves (a few requests at most).
-    ov_start = time.perf_counter() - t0 + 0.5
+        raise OverloadError(f"no correct answer in the capacity phase "
+                            f"({counts(s for s in recorder.snapshot() if s.phase == 'capacity')}); "
+                            "is the gallery enrolled and the fleet up?")
+    ov_start = time.perf_counter() - t0
     ov_end = ov_start + args.overload_s
     rec_end = ov_end + args.recovery_s
     rng = random.Random(args.seed)
     poisson = not args.fixed_rate
     schedule = ([("overload", t) for t in arrival_times(
-        args.factor * capacity["rps"], ov_start, args.overload_s, poisson=poisson, rng=rng)]
+        args.factor * rate, ov_start, args.overload_s, poisson=poisson, rng=rng)]
         + [("recovery", t) for t in arrival_times(
-            args.recovery_factor * capacity["rps"], ov_end, args.recovery_s,
+            args.recovery_factor * rate, ov_end, args.recovery_s,
             poisson=poisson, rng=rng)])
-    say(f"capacity {capacity['rps']:.2f} req/s; overload {args.factor:g}x for "
+    say(f"capacity {rate:.2f} req/s; overload {args.factor:g}x for "
         f"{args.overload_s:g} s, then {args.recovery_factor:g}x for {args.recovery_s:g} s "
         f"({len(schedule)} requests, open loop)")
     open_loop(url, field, args.protocol, images, labels, schedule, t0, args.timeout,
               args.max_inflight, recorder)
+    closed.join()
     shots = recorder.close()
     load["end"] = os.getloadavg()
-    client["open_loop"] = round(client_cpu() - cpu, 2)
+    client["load"] = round(client_cpu() - cpu, 2)
+    capacity = capacity_figures(shots, cap_start, cap_end)
+    if capacity["latency_s"]["n"] < MIN_CAPACITY_ANSWERS:
+        raise OverloadError(f"only {capacity['latency_s']['n']} correct answers in the "
+                            f"capacity phase ({capacity['counts']}); is the gallery "
+                            "enrolled and the fleet up?")
 
     overload = overload_figures(shots, ov_start, ov_end, capacity["rps"])
     recovery = recovery_figures(shots, ov_end, capacity["normal_latency_s"],
