@@ -157,7 +157,9 @@ def test_a_task_longer_than_the_timeout_runs_once(settings: Settings, worker_fac
     workers = [worker_factory(settings=settings, **SHORT) for _ in range(2)]
     client = RecognitionClient(settings)
     try:
-        slow = _crowd(photo(celebrities, "val", "madonna")[0], 8)
+        # 144 faces: each is embedded, so the task outlasts twice the timeout even on a
+        # quiet machine (64 faces took 3.9 s once detection ran on a 960 px copy).
+        slow = _crowd(photo(celebrities, "val", "madonna")[0], 12)
         started = time.monotonic()
         request_id = client.submit(slow, "slow.jpg")
         result = client.wait(request_id, timeout=120)
