@@ -32,7 +32,6 @@ from typing import IO, Any, Protocol
 
 import boto3
 
-from config.aws import share_botocore_loader
 from deploy.lifetime import child_setup, die_with_parent
 
 log = logging.getLogger("facefleet.runner")
@@ -187,7 +186,8 @@ class ForkLauncher:
 
         torch.set_num_threads(1)
         torch.set_num_interop_threads(1)
-        share_botocore_loader()
+        # Building the app shares one botocore loader with every session to come
+        # (tasks.factory), the forks' included.
         app = worker_app()
         started = time.perf_counter()
         state = preload(app.facefleet_settings, app.facefleet_serving)
