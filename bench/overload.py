@@ -306,6 +306,13 @@ def capacity_figures(shots: Sequence[Shot], start: float, end: float) -> dict[st
             "normal_latency_s": normal_latency(lat["p95"]) if latencies else math.nan}
 
 
+def no_capacity(capacity: Mapping[str, Any]) -> OverloadError:
+    """The error for a capacity phase with too few correct answers to measure anything."""
+    return OverloadError(f"only {capacity['latency_s']['n']} correct answers in the "
+                         f"capacity phase ({capacity['counts']}); is the gallery "
+                         "enrolled and the fleet up?")
+
+
 def counts(shots: Iterable[Shot]) -> dict[str, int]:
     """Shots by kind (every kind listed, zeros included)."""
     seen = Counter(s.kind for s in shots)
@@ -649,10 +656,7 @@ def run(args: argparse.Namespace, say: Callable[[str], None]) -> dict[str, Any]:
     load["overload_start"] = os.getloadavg()
     if rate <= 0:
         closed.join()
-        recorder.close()
-        raise OverloadError(f"no correct answer in the capacity phase "
-                            f"({counts(s for s in recorder.snapshot() if s.phase == 'capacity')}); "
-                            "is the gallery enrolled and the fleet up?")
+        raise no_capacity(capacity_figures(recorder.close(), cap_start, cap_end))
     ov_start = time.perf_counter() - t0
     ov_end = ov_start + args.overload_s
     rec_end = ov_end + args.recovery_s
@@ -674,9 +678,7 @@ def run(args: argparse.Namespace, say: Callable[[str], None]) -> dict[str, Any]:
     client["load"] = round(client_cpu() - cpu, 2)
     capacity = capacity_figures(shots, cap_start, cap_end)
     if capacity["latency_s"]["n"] < MIN_CAPACITY_ANSWERS:
-        raise OverloadError(f"only {capacity['latency_s']['n']} correct answers in the "
-                            f"capacity phase ({capacity['counts']}); is the gallery "
-                            "enrolled and the fleet up?")
+        raise no_capacity(capacity)
 
     overload = overload_figures(shots, ov_start, ov_end, capacity["rps"])
     recovery = recovery_figures(shots, ov_end, capacity["normal_latency_s"],
