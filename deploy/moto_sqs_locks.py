@@ -1,0 +1,74 @@
+"""One lock per SQS queue in moto's backend, so concurrent calls cannot lose a message.
+
+moto's SQS model is written for one caller at a time, but its server answers calls on
+many threads (ours on 512, :mod:`deploy.moto_server`). In moto 5.2.5 two races follow:
+
+* **A sent message is lost.** ``Queue.delete_message`` copies every message but the
+  deleted one into a new list and then rebinds ``queue._messages`` to it, without the
+  queue's lock; ``Queue.add_message`` appends to the list under that lock. A message
+  appended between the copy and the rebinding is in the old list only: it is gone, no
+  consumer ever receives it and no error is raised. Under the stack's overload
+  (hundreds of sends and deletes a second on one queue) a few tasks a run vanished
+  this way and their clients waited out their deadline for a 504.
+* **A receive fails.** ``receive_message`` iterates ``queue._pending_messages`` (a set)
+  while a delete or a visibility change on another thread removes from it:
+  ``RuntimeError: Set changed size during iteration``, answered as a 500.
+
+The fix is moto's own lock used everywhere: each backend call that reads or changes a
+queue's messages holds that queue's ``_messages_lock`` (a ``threading.Condition``
+over an ``RLock``, so calls that call each other, such as a batch calling its single
+form, nest). A long poll still waits without the lock: ``Condition.wait`` inside
+``receive_message`` releases the ``RLock`` at every depth while it sleeps. Nothing is
+held across queues, so nothing can deadlock; SNS's fan-out to SQS goes through the same
+backend methods and is covered too.
+
+No release of moto we can install fixes this (checked: 5.2.5 is the newest), and the
+patch is on the class, so it must be applied once, before the server answers its
+first call.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from moto.sqs.models import SQSBackend
+
+#: Backend methods whose first argument is the queue name and that touch its messages.
+GUARDED = (
+    "send_message", "send_message_batch", "receive_message", "delete_message",
+    "delete_message_batch", "change_message_visibility",
+    "change_message_visibility_batch", "purge_queue", "get_queue_attributes",
+)
+
+_MARK = "_facefleet_queue_locked"
+
+
+def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` run under the named queue's own lock."""
+    @functools.wraps(method)
+    def wrapper(self: SQSBackend, queue_name: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            queue = self.get_queue(queue_name)
+        except Exception:
+            # No such queue: let moto raise its own error (QueueDoesNotExist).
+            return method(self, queue_name, *args, **kwargs)
+        with queue._messages_lock:
+            return method(self, queue_name, *args, **kwargs)
+
+    setattr(wrapper, _MARK, True)
+    return wrapper
+
+
+def lock_sqs_queues() -> None:
+    """Guard moto's SQS backend methods with per-queue locks (idempotent)."""
+    for name in GUARDED:
+        method = getattr(SQSBackend, name)
+        if not getattr(method, _MARK, False):
+            setattr(SQSBackend, name, _locked(method))
+
+
+def is_locked() -> bool:
+    """Whether :func:`lock_sqs_queues` has been applied in this process."""
+    return all(getattr(getattr(SQSBackend, name), _MARK, False) for name in GUARDED)
