@@ -16,8 +16,9 @@ stock ``moto.server`` spends its CPU on (figures in docs/benchmarks.md):
   connections alive and parks idle ones in its poller, off the thread pool.
 * Flask debug helpers on every request (moto switches debug on); switched off here.
 
-Served on many threads, moto's SQS model can lose a message outright; each queue gets
-a lock first (:mod:`deploy.moto_sqs_locks`).
+* moto's SQS clock: it builds datetimes for every message on every receive, so a
+  deep queue made each call cost tens of milliseconds (:mod:`deploy.moto_sqs`), which
+  also gives each queue the lock that stops concurrent calls losing a message.
 
 With ``--call-log FILE`` every signed request is also written to FILE as one JSON line
 (who signed it, the IAM action, the resource: :mod:`deploy.iam_audit`), the record the
@@ -44,16 +45,16 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+from deploy import moto_sqs
 from deploy.iam_audit import describe_request
-from deploy.moto_sqs_locks import lock_sqs_queues
 
 #: Threads serving requests; each SQS long poll holds one for up to 20 s.
 THREADS = 512
 
 
 def make_app() -> Any:
-    """moto's dispatcher with the service lookup memoised, debug off, SQS queues locked."""
-    lock_sqs_queues()
+    """moto's dispatcher with the service lookup memoised, debug off, SQS patched."""
+    moto_sqs.patch()
 
     def create_quiet_app(service: Any) -> Any:
         app = create_backend_app(service)

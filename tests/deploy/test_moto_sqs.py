@@ -1,4 +1,4 @@
-"""Per-queue locks in moto's SQS backend (deploy.moto_sqs_locks): no lost message.
+"""moto's SQS model patched (deploy.moto_sqs): per-queue locks, a datetime-free clock.
 
 These drive moto's backend objects in this process, on threads, to force the exact
 interleaving that lost messages over HTTP under load; the server applying the patch
@@ -8,14 +8,17 @@ is checked by its own test.
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 
+import moto.sqs.models as sqs_models
 import pytest
+from moto.core.utils import unix_time, utcnow
 from moto.sqs.models import Message, SQSBackend, sqs_backends
 
 from deploy import moto_server
-from deploy.moto_sqs_locks import is_locked, lock_sqs_queues
+from deploy.moto_sqs import fast_clock, is_locked, lock_queues
 
 ACCOUNT, REGION = "123456789012", "eu-north-1"
 
@@ -36,7 +39,7 @@ class GateMessage(Message):  # type: ignore[misc]
 
 @pytest.fixture
 def backend() -> Iterator[tuple[SQSBackend, str]]:
-    lock_sqs_queues()
+    lock_queues()
     sqs = sqs_backends[ACCOUNT][REGION]
     name = f"locks-{uuid.uuid4().hex[:8]}"
     sqs.create_queue(name)
@@ -84,15 +87,32 @@ def test_a_long_poll_waits_without_the_lock(backend: tuple[SQSBackend, str]) -> 
 
 
 def test_errors_are_moto_s_own_for_a_missing_queue() -> None:
-    lock_sqs_queues()
+    lock_queues()
     sqs = sqs_backends[ACCOUNT][REGION]
     with pytest.raises(Exception, match="does not exist"):
         sqs.delete_message("no-such-queue", "handle")
 
 
-def test_the_server_applies_the_locks() -> None:
+def test_the_server_applies_both_patches() -> None:
     moto_server.make_app()
     assert is_locked()
-    lock_sqs_queues()  # again: still one layer
+    assert sqs_models.unix_time.__module__ == "deploy.moto_sqs"
+    lock_queues()  # again: still one layer
     assert SQSBackend.delete_message.__wrapped__.__name__ == "delete_message"
     assert not hasattr(SQSBackend.delete_message.__wrapped__, "__wrapped__")
+
+
+def test_the_fast_clock_tells_moto_s_time(backend: tuple[SQSBackend, str]) -> None:
+    """Same seconds since the epoch as moto's own clock; visibility still works by it."""
+    fast_clock()
+    assert abs(sqs_models.unix_time() - unix_time()) < 0.5
+    assert abs(sqs_models.unix_time_millis() - 1000 * unix_time()) < 500
+    moment = utcnow()
+    assert sqs_models.unix_time(moment) == unix_time(moment)  # a datetime: moto's own
+    sqs, name = backend
+    sqs.send_message(name, "m")
+    assert len(sqs.receive_message(name, 1, 0, 1)) == 1
+    assert sqs.receive_message(name, 1, 0, 1) == []  # in flight for a second
+    time.sleep(1.1)
+    (again,) = sqs.receive_message(name, 1, 0, 60)
+    assert again.body == "m"
