@@ -14,8 +14,8 @@ Rules, in order:
    messages need (``tasks_per_instance`` each: one for a solo worker, the pool's
    concurrency for a batching one).
 
-The idle grace is ``idle_grace_s``, or twice the longest pause (up to
-:data:`PAUSE_MAX_S`) between two observations with work in the last
+The idle grace is ``idle_grace_s``, or :data:`PAUSE_FACTOR` times the longest pause
+(up to :data:`PAUSE_MAX_S`) between two observations with work in the last
 :data:`PAUSE_MEMORY_S`, if that is longer. A steady trickle whose queue reads empty for
 a second between requests is not "work done": with a fixed 0.5 s grace the embedded
 fleet went to zero between the requests of a half-capacity trickle and every next
@@ -37,8 +37,13 @@ from config.aws import QueueDepth
 PAUSE_MAX_S = 5.0
 #: How long a pause is remembered.
 PAUSE_MEMORY_S = 30.0
-#: The idle grace covers this many times the longest remembered pause.
-PAUSE_FACTOR = 2.0
+#: The idle grace covers this many times the longest remembered pause. Pauses are seen
+#: at the controller's tick, so under a trickle of short tasks the longest one seen
+#: understates the gaps to come: at half capacity, with answers in 0.2 s, pauses of up
+#: to 1.0 s were seen and then the queue read empty for 2.5 s between two requests,
+#: against a grace of 2 × 1.0 s; the fleet went to zero and the next requests waited
+#: 2-6 s (bench.overload's recovery phase). A burst without pauses is not affected.
+PAUSE_FACTOR = 4.0
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from autoscaler.fleet import FleetCounts
-from autoscaler.policy import Decision, History, Observation, decide, recommend
+from autoscaler.policy import PAUSE_FACTOR, Decision, History, Observation, decide, recommend
 from config.autoscaler import AutoscalerSettings
 from config.aws import QueueDepth
 
@@ -101,17 +101,19 @@ def walk(trace: list[tuple[float, tuple[int, int]]], current: int = 0) -> list[D
 
 def test_a_trickle_with_pauses_keeps_its_fleet_between_requests() -> None:
     # A request every ~1.5 s, the queue empty in between: pauses of 1.5 s are remembered
-    # and the grace grows to 3 s, so the fleet is not sent to zero after each request.
+    # and the grace grows to PAUSE_FACTOR × 1.5 s, so the fleet is not sent to zero after
+    # each request.
     trace = []
     for i in range(6):
         start = 1.5 * i
         trace += [(start, (1, 0)), (start + 0.5, (0, 0)), (start + 1.0, (0, 0))]
     seen = walk(trace)
     assert all(d.desired >= 1 for d in seen[3:]), [d.reason for d in seen]
-    assert seen[-1].history.idle_grace(trace[-1][0], replace(S, idle_grace_s=0.5)) == 3.0
+    grace = PAUSE_FACTOR * 1.5
+    assert seen[-1].history.idle_grace(trace[-1][0], replace(S, idle_grace_s=0.5)) == grace
     # ... and when it stops for good, it still goes to zero after that grace.
-    last = trace[-1][0]
-    end = walk([*trace, (last + 1.5, (0, 0)), (last + 3.0, (0, 0))])
+    last = trace[-1][0] - 1.0  # the last busy observation
+    end = walk([*trace, (last + grace - 0.5, (0, 0)), (last + grace, (0, 0))])
     assert end[-2].desired >= 1 and end[-1].desired == 0
 
 
