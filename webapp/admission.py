@@ -13,7 +13,11 @@ request may cause, and shed what cannot be served in time, cheaply and early.
 So, in each web process, from its own requests only (no extra AWS calls):
 
 - **service rate**: completions of this process's waiting requests over the last
-  ``FACEFLEET_RATE_WINDOW`` seconds (unknown until a few have completed);
+  ``FACEFLEET_RATE_WINDOW`` seconds, per second of that time during which it had a
+  request outstanding (unknown until a few have completed). Idle time is no evidence of
+  a slow service: counted, the tail of one burst followed by 15 s of silence read as
+  1.1 req/s at the start of the next, and its 100 clients as 91 s of queue, so 20 of
+  them were refused "overloaded" (bench.scaling, 2026-12-02);
 - **the door**: a new request's expected wait is (requests outstanding + 1) / rate
   (Little's law); above ``FACEFLEET_ADMIT_WAIT`` (by default its deadline,
   ``FACEFLEET_MAX_WAIT``: only work that cannot finish in time is refused) it is refused
@@ -65,25 +69,38 @@ class Admission:
     base_wait: float
     _outstanding: OrderedDict[str, float] = field(default_factory=OrderedDict)
     _completed: deque[float] = field(default_factory=deque)
+    #: Periods (start, end) with nothing outstanding, back to the oldest completion kept.
+    _idle: deque[tuple[float, float]] = field(default_factory=deque)
+    #: When the last outstanding request left; None while any is outstanding.
+    _idle_since: float | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _tickets: int = 0
 
     # ---- measurement -------------------------------------------------------------
 
     def rate(self, now: float) -> float | None:
-        """Completions per second over the window; None while too few are known."""
+        """Completions per busy second over the window; None while too few are known."""
         with self._lock:
-            return self._rate(now)
+            return self._rate(now)[0]
 
-    def _rate(self, now: float) -> float | None:
+    def _rate(self, now: float) -> tuple[float | None, float]:
+        """(rate, busy seconds it was measured over) at ``now``."""
         window = self.settings.rate_window
         while self._completed and self._completed[0] < now - window:
             self._completed.popleft()
         if len(self._completed) < MIN_SAMPLES:
-            return None
-        # Over the time since the oldest completion kept: a stalling service's rate
-        # falls as ``now`` moves on, without waiting for samples to expire.
-        return len(self._completed) / max(now - self._completed[0], 1e-3)
+            return None, 0.0
+        oldest = self._completed[0]
+        while self._idle and self._idle[0][1] <= oldest:
+            self._idle.popleft()
+        gaps = [*self._idle, *([(self._idle_since, now)] if self._idle_since is not None
+                                else [])]
+        idle = sum(max(0.0, min(end, now) - max(start, oldest)) for start, end in gaps)
+        # Over the busy time since the oldest completion kept: a stalling service's rate
+        # (requests outstanding, none answered) falls as ``now`` moves on, without
+        # waiting for samples to expire; a quiet one keeps the rate it had.
+        busy = now - oldest - idle
+        return len(self._completed) / max(busy, 1e-3), busy
 
     def outstanding(self) -> int:
         with self._lock:
@@ -98,15 +115,19 @@ class Admission:
         ones admitted before them, even before their images are stored.
         """
         with self._lock:
-            rate = self._rate(now)
+            if not self._outstanding and self._idle_since is not None:
+                self._idle.append((self._idle_since, now))  # a quiet spell ends
+                self._idle_since = None
+            rate, busy = self._rate(now)
             # Nothing measured yet, or not for long enough (cold start): admit. The first
             # few completions of a burst on a fleet still starting say little about its
             # capacity: three answers and then a pause of a few seconds read as 0.8 req/s,
             # and 100 waiting requests as 125 s of queue, where the run's p99 was 28 s (a
             # clean-clone CI run refused 32 such requests). So a rate is trusted to refuse
-            # only once measured over half its window, or over the door's own wait if
-            # that is shorter; until then the waiting-request cap still bounds the queue.
-            trusted = rate is not None and now - self._completed[0] >= min(
+            # only once measured over half its window of busy time, or over the door's own
+            # wait if that is shorter; until then the waiting-request cap still bounds the
+            # queue.
+            trusted = rate is not None and busy >= min(
                 self.settings.rate_window / 2, self.settings.admit_wait)
             expected = (len(self._outstanding) + 1) / rate if trusted and rate else None
             if expected is None or expected <= self.settings.admit_wait:
@@ -114,6 +135,8 @@ class Admission:
                 ticket = f"t{self._tickets}"
                 self._outstanding[ticket] = now
                 return ticket
+            if not self._outstanding:
+                self._idle_since = now  # refused: still nothing outstanding
         retry = math.ceil(expected - self.settings.admit_wait)
         raise Refused(expected, max(RETRY_MIN, min(RETRY_MAX, retry)))
 
@@ -122,9 +145,11 @@ class Admission:
     def finished(self, ticket: str, now: float, *, completed: bool) -> None:
         """The request left: with its result (``completed``) or without (it gave up)."""
         with self._lock:
-            self._outstanding.pop(ticket, None)
+            left = self._outstanding.pop(ticket, None) is not None
             if completed:
                 self._completed.append(now)
+            if left and not self._outstanding:
+                self._idle_since = now
 
     def deadline(self, ticket: str, now: float) -> float:
         """When the waiter of ``ticket`` should give up, as seen at ``now``."""
@@ -132,7 +157,7 @@ class Admission:
             submitted = self._outstanding.get(ticket, now)
             floor = submitted + self.base_wait
             cap = submitted + self.settings.max_wait
-            rate = self._rate(now)
+            rate = self._rate(now)[0]
             if rate is None:
                 return min(floor, cap)
             ahead = 0

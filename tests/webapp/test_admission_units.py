@@ -33,9 +33,11 @@ def test_rate_needs_samples_and_falls_while_stalled() -> None:
 def test_door_refuses_only_when_the_expected_wait_is_too_long() -> None:
     admission = _admission(admit_wait=5.0)
     cold = [admission.enter(0.0) for _ in range(50)]  # nothing measured yet: admit
-    for ticket in cold:
-        admission.finished(ticket, 0.0, completed=False)
-    now = _complete(admission, 11, start=1.0, every=0.5)  # 2.2 per second over 5 s
+    for i, ticket in enumerate(cold[:11]):  # 2.2 per second over 5 s
+        admission.finished(ticket, 1.0 + 0.5 * i, completed=True)
+    now = 6.0
+    for ticket in cold[11:]:
+        admission.finished(ticket, now, completed=False)  # the rest gave up
     # Each arrival counts the ones admitted before it: 11 fit in 5 s, the 12th not.
     tickets = [admission.enter(now) for _ in range(11)]
     with pytest.raises(Refused) as refused:
@@ -87,3 +89,31 @@ def test_a_rate_measured_only_briefly_does_not_refuse() -> None:
         admission.enter(10.5)
     for ticket in tickets:
         admission.finished(ticket, 11.0, completed=False)
+
+
+def test_a_quiet_spell_is_not_read_as_a_slow_service() -> None:
+    """A burst's tail, 15 s with nothing outstanding, then a new burst of 100 clients:
+    the rate is the one measured while busy, and the door admits them all."""
+    admission = _admission(admit_wait=90.0, rate_window=20.0)
+    tail = [admission.enter(0.0) for _ in range(20)]
+    for i, ticket in enumerate(tail):  # 20 answers in 2 s: 10 per second
+        admission.finished(ticket, 0.1 * (i + 1), completed=True)
+    assert admission.rate(2.0) == pytest.approx(20 / 1.9)
+    assert admission.rate(17.0) == pytest.approx(20 / 1.9)  # quiet: the rate holds
+    # Counting the quiet 15 s it read as 1.2 per second: 100 clients, 85 s of queue.
+    burst = [admission.enter(17.0) for _ in range(100)]
+    assert admission.outstanding() == 100
+    # Busy again and nothing answered: now the rate falls, as a stalling service's does.
+    assert admission.rate(19.0) == pytest.approx(20 / 3.9)
+    for ticket in burst:
+        admission.finished(ticket, 19.0, completed=False)
+
+
+def test_a_refusal_keeps_the_quiet_spell_going() -> None:
+    admission = _admission(admit_wait=0.5, rate_window=20.0)
+    first = [admission.enter(0.0) for _ in range(3)]
+    for i, ticket in enumerate(first):  # 3 answers over 3 s: measured, and slow
+        admission.finished(ticket, 1.0 + 1.5 * i, completed=True)
+    with pytest.raises(Refused):
+        admission.enter(4.5)  # 1 / (3 / 3.0) = 1 s > 0.5 s
+    assert admission.rate(10.0) == pytest.approx(3 / 3.0)  # still quiet since 4.0
