@@ -15,7 +15,6 @@ stock ``moto.server`` spends its CPU on (figures in docs/benchmarks.md):
   always answers ``Connection: close``. gunicorn's ``gthread`` worker keeps
   connections alive and parks idle ones in its poller, off the thread pool.
 * Flask debug helpers on every request (moto switches debug on); switched off here.
-
 * moto's SQS clock: it builds datetimes for every message on every receive, so a
   deep queue made each call cost tens of milliseconds (:mod:`deploy.moto_sqs`), which
   also gives each queue the lock that stops concurrent calls losing a message.

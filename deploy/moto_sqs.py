@@ -12,8 +12,9 @@ at a time, but its server answers calls on many threads (ours on 512). Two races
   queue's lock; ``Queue.add_message`` appends to the list under that lock. A message
   appended between the copy and the rebinding is in the old list only: it is gone, no
   consumer ever receives it and no error is raised. Under the stack's overload
-  (hundreds of sends and deletes a second on one queue) a few tasks a run vanished
-  this way and their clients waited out their deadline for a 504.
+  (hundreds of sends and deletes a second on one queue) this fits the rare 504s whose
+  tasks no worker ever received (docs/benchmarks.md, "Overload"); none has been seen
+  with the lock.
 * **A receive fails.** ``receive_message`` iterates ``queue._pending_messages`` (a set)
   while a delete or a visibility change on another thread removes from it:
   ``RuntimeError: Set changed size during iteration``, answered as a 500.
@@ -47,6 +48,7 @@ from typing import Any
 import moto.sqs.models as sqs_models
 from moto.core.utils import unix_time as _moto_unix_time
 from moto.core.utils import unix_time_millis as _moto_unix_time_millis
+from moto.sqs.exceptions import QueueDoesNotExist
 from moto.sqs.models import SQSBackend
 
 #: Backend methods whose first argument is the queue name and that touch its messages.
@@ -65,9 +67,8 @@ def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(self: SQSBackend, queue_name: str, *args: Any, **kwargs: Any) -> Any:
         try:
             queue = self.get_queue(queue_name)
-        except Exception:
-            # No such queue: let moto raise its own error (QueueDoesNotExist).
-            return method(self, queue_name, *args, **kwargs)
+        except QueueDoesNotExist:
+            return method(self, queue_name, *args, **kwargs)  # moto's own error
         with queue._messages_lock:
             return method(self, queue_name, *args, **kwargs)
 

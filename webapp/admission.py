@@ -88,6 +88,8 @@ class Admission:
         window = self.settings.rate_window
         while self._completed and self._completed[0] < now - window:
             self._completed.popleft()
+        while self._idle and self._idle[0][1] <= now - window:
+            self._idle.popleft()  # bounded even while nothing completes
         if len(self._completed) < MIN_SAMPLES:
             return None, 0.0
         oldest = self._completed[0]
