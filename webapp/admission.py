@@ -68,9 +68,10 @@ class Admission:
     settings: AdmissionSettings
     base_wait: float
     _outstanding: OrderedDict[str, float] = field(default_factory=OrderedDict)
-    _completed: deque[float] = field(default_factory=deque)
-    #: Periods (start, end) with nothing outstanding, back to the oldest completion kept.
-    _idle: deque[tuple[float, float]] = field(default_factory=deque)
+    #: Completions as (time, busy clock at that time), oldest first.
+    _completed: deque[tuple[float, float]] = field(default_factory=deque)
+    #: Seconds spent with nothing outstanding, up to ``_idle_since``.
+    _idle_s: float = 0.0
     #: When the last outstanding request left; None while any is outstanding.
     _idle_since: float | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -83,25 +84,24 @@ class Admission:
         with self._lock:
             return self._rate(now)[0]
 
+    def _busy_clock(self, now: float) -> float:
+        """Seconds so far that were not quiet: it stands still while nothing is
+        outstanding."""
+        quiet = self._idle_s + (now - self._idle_since if self._idle_since is not None
+                                else 0.0)
+        return now - quiet
+
     def _rate(self, now: float) -> tuple[float | None, float]:
         """(rate, busy seconds it was measured over) at ``now``."""
         window = self.settings.rate_window
-        while self._completed and self._completed[0] < now - window:
+        while self._completed and self._completed[0][0] < now - window:
             self._completed.popleft()
-        while self._idle and self._idle[0][1] <= now - window:
-            self._idle.popleft()  # bounded even while nothing completes
         if len(self._completed) < MIN_SAMPLES:
             return None, 0.0
-        oldest = self._completed[0]
-        while self._idle and self._idle[0][1] <= oldest:
-            self._idle.popleft()
-        gaps = [*self._idle, *([(self._idle_since, now)] if self._idle_since is not None
-                                else [])]
-        idle = sum(max(0.0, min(end, now) - max(start, oldest)) for start, end in gaps)
         # Over the busy time since the oldest completion kept: a stalling service's rate
         # (requests outstanding, none answered) falls as ``now`` moves on, without
         # waiting for samples to expire; a quiet one keeps the rate it had.
-        busy = now - oldest - idle
+        busy = self._busy_clock(now) - self._completed[0][1]
         return len(self._completed) / max(busy, 1e-3), busy
 
     def outstanding(self) -> int:
@@ -117,9 +117,6 @@ class Admission:
         ones admitted before them, even before their images are stored.
         """
         with self._lock:
-            if not self._outstanding and self._idle_since is not None:
-                self._idle.append((self._idle_since, now))  # a quiet spell ends
-                self._idle_since = None
             rate, busy = self._rate(now)
             # Nothing measured yet, or not for long enough (cold start): admit. The first
             # few completions of a burst on a fleet still starting say little about its
@@ -133,12 +130,13 @@ class Admission:
                 self.settings.rate_window / 2, self.settings.admit_wait)
             expected = (len(self._outstanding) + 1) / rate if trusted and rate else None
             if expected is None or expected <= self.settings.admit_wait:
+                if self._idle_since is not None:  # a quiet spell ends
+                    self._idle_s += now - self._idle_since
+                    self._idle_since = None
                 self._tickets += 1
                 ticket = f"t{self._tickets}"
                 self._outstanding[ticket] = now
                 return ticket
-            if not self._outstanding:
-                self._idle_since = now  # refused: still nothing outstanding
         retry = math.ceil(expected - self.settings.admit_wait)
         raise Refused(expected, max(RETRY_MIN, min(RETRY_MAX, retry)))
 
@@ -148,10 +146,10 @@ class Admission:
         """The request left: with its result (``completed``) or without (it gave up)."""
         with self._lock:
             left = self._outstanding.pop(ticket, None) is not None
-            if completed:
-                self._completed.append(now)
             if left and not self._outstanding:
                 self._idle_since = now
+            if completed:
+                self._completed.append((now, self._busy_clock(now)))
 
     def deadline(self, ticket: str, now: float) -> float:
         """When the waiter of ``ticket`` should give up, as seen at ``now``."""
