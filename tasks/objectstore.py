@@ -150,6 +150,15 @@ class ObjectStore:
             raise _translate(exc, "write", bucket, key) from exc
 
 
+    def remove(self, bucket: str, key: str) -> None:
+        """Delete ``s3://bucket/key`` (nothing there is not an error, as on S3)."""
+        try:
+            self.client.remove_object(bucket, key)
+        except (S3Error, MinioException, urllib3.exceptions.HTTPError, OSError,
+                ValueError) as exc:
+            raise _translate(exc, "delete", bucket, key) from exc
+
+
 @lru_cache(maxsize=8)
 def _shared_store(pid: int, endpoint_url: str | None, region: str, access_key: str | None,
                   secret_key: str | None) -> ObjectStore:

@@ -14,8 +14,13 @@ with a success of the same request changes no outcome. This backend skips it for
 SUCCESS writes only; every other state is written exactly as Celery does, so a stored
 success is still never replaced by a failure. Celery's ``get`` is a HEAD and then a
 GET; here it is one GET (a missing key reads as "nothing stored", as Celery's 404
-does). Both go through :class:`tasks.objectstore.ObjectStore`; ``delete`` stays
-Celery's own.
+does). All three, ``delete`` too, go through the process's shared
+:class:`tasks.objectstore.ObjectStore`, so the backend holds no boto3 session or
+resource and one instance serves every thread (Celery's ``thread_safe``). Celery keeps
+a backend per thread otherwise, and Celery's S3 backend builds a boto3 session and
+resource for each: at the start of a 3x overload the web tier's request threads each
+built one as they sent their first task, and that took 60 % of the web process's
+CPU (py-spy, first 12 s of bench.overload) while answers waited.
 
 Reader, :func:`fetch_result`: one GET that may answer NoSuchKey (cheaper than Celery's
 HEAD + GET for a result that may not exist yet), parsed by :func:`parse_meta`.
@@ -63,7 +68,19 @@ def text(value: str | bytes) -> str:
 
 
 class S3ResultBackend(S3Backend):  # type: ignore[misc]
-    """S3Backend whose SUCCESS writes are one PUT (no HEAD of the current state)."""
+    """S3Backend whose SUCCESS writes are one PUT (no HEAD of the current state), shared
+    by all threads (module docstring)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # Every call goes through the shared, thread-safe ObjectStore, whatever
+        # result_backend_thread_safe says: one backend per app, not one per thread.
+        self.thread_safe = True
+
+    def _connect_to_s3(self) -> None:
+        """No boto3 resource: a resource must not be shared across threads, and none is
+        used (get, set and delete go through :attr:`store`)."""
+        return None
 
     def _object_key(self, key: str | bytes) -> str:
         name = text(key)
@@ -90,6 +107,10 @@ class S3ResultBackend(S3Backend):  # type: ignore[misc]
         self.store.put(self.bucket_name, self._object_key(key), body,
                        "application/json" if self.serializer == "json" else
                        "application/octet-stream")
+
+    def delete(self, key: Any) -> None:
+        """Remove the stored value of ``key`` (Celery's ``forget``)."""
+        self.store.remove(self.bucket_name, self._object_key(key))
 
     def _store_result(self, task_id: str, result: Any, state: str, traceback: Any = None,
                       request: Any = None, **kwargs: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -63,3 +64,29 @@ def test_a_result_is_json_in_the_output_bucket_under_the_results_prefix(
                            Key="results/celery-task-meta-" + "e" * 32)
     assert stored["ContentType"] == "application/json"
     assert b'"boto3 reads it"' in stored["Body"].read()
+
+
+def test_one_backend_serves_every_thread_without_a_boto3_resource(
+        provisioned: Settings) -> None:
+    # Celery builds a backend per thread unless it is thread-safe; Celery's S3 backend
+    # builds a boto3 session and resource each time (the web tier's overload start).
+    app = make_app(provisioned)
+    seen: list[object] = []
+    threads = [threading.Thread(target=lambda: seen.append(app.backend)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(seen) == 4 and all(b is app.backend for b in seen)
+    assert app.backend._s3_resource is None
+
+
+def test_forget_deletes_the_stored_result(provisioned: Settings) -> None:
+    app = make_app(provisioned)
+    app.backend.mark_as_done("f" * 32, {"label": "to forget"})
+    app.AsyncResult("f" * 32).forget()
+    assert app.backend.get_task_meta("f" * 32)["status"] == "PENDING"
+    s3 = aws.client(provisioned, "s3")
+    listed = s3.list_objects_v2(Bucket=provisioned.output_bucket,
+                                Prefix="results/celery-task-meta-" + "f" * 32)
+    assert listed.get("KeyCount", 0) == 0
