@@ -108,7 +108,7 @@ class AutoscalerSettings:
         "FACEFLEET_IDLE_GRACE_SECONDS", 0.5, 30.0,
         "queue and in-flight empty this long: scale to the minimum")
     scale_in_window_s: float = _seconds(
-        "FACEFLEET_SCALE_IN_WINDOW_SECONDS", 10.0, 60.0,
+        "FACEFLEET_SCALE_IN_WINDOW_SECONDS", 30.0, 60.0,
         "a partial scale-in follows the highest recommendation of this window "
         "(HPA-style stabilisation)")
     min_run_s: float = _seconds(
