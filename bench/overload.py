@@ -39,6 +39,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -46,6 +47,7 @@ import requests
 from tqdm import tqdm
 
 from bench.common import RESULTS_DIR, new_figure, percentile, save_figure, summary, write_json
+from bench.poster import POST_ERRORS, Answer, Poster, post_once
 from bench.workload import WorkloadError, load_images, load_labels
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cse546"
@@ -141,22 +143,21 @@ def endpoint(url: str, protocol: str) -> tuple[str, str]:
     return base + "/", "inputFile"
 
 
-def send(post: Callable[..., requests.Response], url: str, field: str, name: str,
-         data: bytes, expected: str | None, protocol: str, phase: str, t0: float,
-         timeout: float) -> Shot:
-    """POST one image with ``post`` (a session's or ``requests.post``); never raises."""
+def send(post: Callable[[str, str, bytes], Answer], field: str, name: str, data: bytes,
+         expected: str | None, protocol: str, phase: str, t0: float) -> Shot:
+    """POST one image with ``post`` (a client's :meth:`Poster.post`, or one on a
+    connection of its own); never raises."""
     started = time.perf_counter()
     stem = PurePosixPath(name).stem
     try:
-        response = post(url, files={field: (name, data)}, timeout=timeout)
-    except requests.RequestException as exc:
+        answer = post(field, name, data)
+    except POST_ERRORS as exc:
         return Shot(phase, started - t0, None, None, "error", None,
                     f"{type(exc).__name__}: {str(exc)[:200]}")
     latency = time.perf_counter() - started
-    kind, detail = classify(response.status_code, response.text.strip(), expected, stem,
-                            protocol)
-    return Shot(phase, started - t0, latency, response.status_code, kind,
-                response.headers.get("Retry-After"), detail)
+    kind, detail = classify(answer.status, answer.text.strip(), expected, stem, protocol)
+    return Shot(phase, started - t0, latency, answer.status, kind, answer.retry_after,
+                detail)
 
 
 # ---- arrivals and the two loops ---------------------------------------------------------
@@ -212,7 +213,8 @@ def closed_loop(url: str, field: str, protocol: str,
     lock = threading.Lock()
 
     def client() -> None:
-        with requests.Session() as session:
+        poster = Poster(url, timeout)
+        try:
             while True:
                 now = time.perf_counter() - t0
                 phase = next((name for name, end in phases if now < end), None)
@@ -221,9 +223,10 @@ def closed_loop(url: str, field: str, protocol: str,
                 with lock:
                     i = next(counter)
                 name, data = images[i % len(images)]
-                recorder.add(send(session.post, url, field, name, data,
-                                  labels.get(PurePosixPath(name).stem), protocol, phase, t0,
-                                  timeout))
+                recorder.add(send(poster.post, field, name, data,
+                                  labels.get(PurePosixPath(name).stem), protocol, phase, t0))
+        finally:
+            poster.close()
 
     threads = [threading.Thread(target=client, name=f"closed-{i}", daemon=True)
                for i in range(clients)]
@@ -248,9 +251,8 @@ def open_loop(url: str, field: str, protocol: str, images: Sequence[tuple[str, b
 
     def one(phase: str, name: str, data: bytes) -> None:
         try:
-            recorder.add(send(requests.post, url, field, name, data,
-                              labels.get(PurePosixPath(name).stem), protocol, phase, t0,
-                              timeout))
+            recorder.add(send(partial(post_once, url, timeout=timeout), field, name, data,
+                              labels.get(PurePosixPath(name).stem), protocol, phase, t0))
         finally:
             slots.release()
 
