@@ -149,7 +149,6 @@ class ObjectStore:
                 ValueError) as exc:
             raise _translate(exc, "write", bucket, key) from exc
 
-
     def remove(self, bucket: str, key: str) -> None:
         """Delete ``s3://bucket/key`` (nothing there is not an error, as on S3)."""
         try:
