@@ -492,7 +492,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     shutil.rmtree(logs, ignore_errors=True)
     try:
         payload = run_all(args.data, args.requests, args.clients, args.maxes,
-                          not args.no_kill, logs, progress=not args.no_progress)
+                          not args.no_kill, logs,
+                          progress=not args.no_progress and sys.stderr.isatty())
     except ScalingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
