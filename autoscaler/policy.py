@@ -8,11 +8,11 @@ Rules, in order:
    (+ delayed if configured), bounded to min..max.
 3. Scale-out is immediate, to the recommendation. Pending (booting) instances count
    as capacity, so a scale-out is not repeated while they boot.
-4. Scale-in only when work is done: the queue and in-flight count have been empty for
-   the idle grace → min; otherwise the highest recommendation of the last
-   ``scale_in_window_s`` (stabilisation), never below the instances the in-flight
-   messages need (``tasks_per_instance`` each: one for a solo worker, the pool's
-   concurrency for a batching one).
+4. Scale-in only when work is done: the queue and in-flight count have been seen
+   empty for the idle grace (from the first empty reading) → min; otherwise the
+   highest recommendation of the last ``scale_in_window_s`` (stabilisation), never
+   below the instances the in-flight messages need (``tasks_per_instance`` each: one
+   for a solo worker, the pool's concurrency for a batching one).
 
 The idle grace is ``idle_grace_s``, or :data:`PAUSE_FACTOR` times the longest pause
 (up to :data:`PAUSE_MAX_S`) between two observations with work in the last
@@ -67,6 +67,8 @@ class History:
     pauses: tuple[tuple[float, float], ...] = ()
     #: The last time the queue and in-flight count were seen empty.
     last_empty: float | None = None
+    #: The first reading of the current run of empty readings (None while busy).
+    empty_since: float | None = None
 
     def idle_grace(self, now: float, settings: AutoscalerSettings) -> float:
         """The grace before an empty queue means "to the minimum" (module docstring)."""
@@ -122,10 +124,12 @@ def decide(obs: Observation, history: History, settings: AutoscalerSettings) -> 
         if pause <= PAUSE_MAX_S:
             pauses += ((obs.now, pause),)
     last_empty = obs.now if load == 0 else history.last_empty
+    empty_since = None if load > 0 else (
+        obs.now if history.empty_since is None else history.empty_since)
     window_start = obs.now - settings.scale_in_window_s
     recs = tuple((t, r) for t, r in history.recommendations if t >= window_start)
     recs += ((obs.now, rec),)
-    new_history = History(recs, last_busy, pauses, last_empty)
+    new_history = History(recs, last_busy, pauses, last_empty, empty_since)
 
     def decision(desired: int, reason: str) -> Decision:
         return Decision(desired, reason, rec, load, current, new_history)
@@ -140,7 +144,12 @@ def decide(obs: Observation, history: History, settings: AutoscalerSettings) -> 
         return decision(current, "at recommendation")
     # rec < current: scale in only when the work allows it.
     if load == 0:
-        idle_for = obs.now - last_busy
+        # Empty for as long as it has been *seen* empty: since the first empty reading,
+        # not since the last busy one. Counted from the busy one, a single empty reading
+        # was a whole tick of idleness, and with the embedded tick and grace (0.5 s
+        # each) one reading between two requests sent 15 workers to zero right after
+        # an overload's backlog drained (bench.overload, recovery missed at 45 s).
+        idle_for = obs.now - (obs.now if empty_since is None else empty_since)
         grace = new_history.idle_grace(obs.now, settings)
         if idle_for >= grace:
             return decision(settings.min_instances,

@@ -93,8 +93,10 @@ def test_controller_asks_only_for_a_partial_scale_in() -> None:
     assert record.acts["workers"] == {"idle": ["app-tier-instance-2"],
                                       "busy": sorted(names(1, 3, 4, 5, 6))}
     now[0] += 5
-    load[0] = QueueDepth(0, 0)       # idle past the grace: all go, no question asked
+    load[0] = QueueDepth(0, 0)       # seen empty: the grace starts
     ctl.tick()
+    now[0] += 1
+    ctl.tick()                       # seen empty for the grace: all go, no question asked
     assert len(probe.calls) == 1
     assert sum(i.active for i in fleet.list()) == 0
 

@@ -34,11 +34,14 @@ def obs(now: float, load: tuple[int, int] | None, running: int = 0, pending: int
     # a failed read holds the current size, never reads as zero
     (obs(10, None, running=6), History(last_busy=0), S, 6, "unknown: hold"),
     (obs(10, None), History(), S, 0, "unknown: hold"),
-    # to zero only after the idle grace
-    (obs(10, (0, 0), running=15), History(last_busy=9.5), S, 15, "grace"),
-    (obs(10, (0, 0), running=15), History(last_busy=9.0), S, 0, "to min"),
-    (obs(10, (0, 0), running=3), History(last_busy=9.0), replace(S, min_instances=2), 2,
-     "to min"),
+    # to zero only after the idle grace, counted from the first empty reading
+    (obs(10, (0, 0), running=15), History(last_busy=9.5, empty_since=9.5), S, 15, "grace"),
+    (obs(10, (0, 0), running=15), History(last_busy=8.5, empty_since=9.0), S, 0, "to min"),
+    (obs(10, (0, 0), running=3), History(last_busy=8.5, empty_since=9.0),
+     replace(S, min_instances=2), 2, "to min"),
+    # one empty reading is no idle time, however long ago work was last seen: the
+    # queue may have emptied just before it (a trickle between two requests)
+    (obs(10, (0, 0), running=15), History(last_busy=9.0), S, 15, "idle 0.0s"),
     # a first observation of an idle queue starts the grace now (restart-safe)
     (obs(10, (0, 0), running=5), History(), S, 5, "grace"),
     # scale-in never below in-flight work
@@ -80,12 +83,12 @@ def test_burst_then_drain_sequence() -> None:
     current = 0
     seen: list[Decision] = []
     trace = [(0.0, (100, 0)), (0.5, (85, 15)), (1.0, (40, 15)), (1.5, (0, 15)),
-             (2.0, (0, 4)), (3.6, (0, 4)), (4.0, (0, 0)), (4.7, (0, 0))]
+             (2.0, (0, 4)), (3.6, (0, 4)), (4.0, (0, 0)), (4.7, (0, 0)), (5.0, (0, 0))]
     for now, load in trace:
         d = decide(obs(now, load, running=current), h, S)
         h, current = d.history, d.desired
         seen.append(d)
-    assert [d.desired for d in seen] == [15, 15, 15, 15, 15, 4, 4, 0]
+    assert [d.desired for d in seen] == [15, 15, 15, 15, 15, 4, 4, 4, 0]
     assert seen[0].action == "scale-out" and seen[-1].action == "scale-in"
 
 
@@ -111,9 +114,10 @@ def test_a_trickle_with_pauses_keeps_its_fleet_between_requests() -> None:
     assert all(d.desired >= 1 for d in seen[3:]), [d.reason for d in seen]
     grace = PAUSE_FACTOR * 1.5
     assert seen[-1].history.idle_grace(trace[-1][0], replace(S, idle_grace_s=0.5)) == grace
-    # ... and when it stops for good, it still goes to zero after that grace.
-    last = trace[-1][0] - 1.0  # the last busy observation
-    end = walk([*trace, (last + grace - 0.5, (0, 0)), (last + grace, (0, 0))])
+    # ... and when it stops for good, it still goes to zero after that grace, counted
+    # from the first empty reading.
+    first_empty = trace[-1][0] - 0.5
+    end = walk([*trace, (first_empty + grace - 0.5, (0, 0)), (first_empty + grace, (0, 0))])
     assert end[-2].desired >= 1 and end[-1].desired == 0
 
 
