@@ -106,7 +106,8 @@ class AutoscalerSettings:
                                   "count delayed messages as load")
     idle_grace_s: float = _seconds(
         "FACEFLEET_IDLE_GRACE_SECONDS", 0.5, 30.0,
-        "queue and in-flight empty this long: scale to the minimum")
+        "queue and in-flight seen empty this long (from the first empty reading): scale "
+        "to the minimum")
     scale_in_window_s: float = _seconds(
         "FACEFLEET_SCALE_IN_WINDOW_SECONDS", 30.0, 60.0,
         "a partial scale-in follows the highest recommendation of this window "
