@@ -21,7 +21,8 @@ a second between requests is not "work done": with a fixed 0.5 s grace the embed
 fleet went to zero between the requests of a half-capacity trickle and every next
 request paid a cold start (bench.overload's recovery phase), and under a closed loop
 of 8 clients it churned 15 → 0 → 11 workers a minute. A burst followed by silence has
-no such pauses and still goes to zero ``idle_grace_s`` after its last message.
+no such pauses and still goes to zero ``idle_grace_s`` after the queue is first seen
+empty.
 """
 
 from __future__ import annotations
